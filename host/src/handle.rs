@@ -1,0 +1,240 @@
+//! A submitted task's shared state ([`Slot`]) and the caller's end of it
+//! ([`TaskHandle`]): wait for the result, poll it as a future, or cancel it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::error::TaskError;
+use crate::task::TaskResult;
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const FINISHED: u8 = 2;
+
+/// No progress reported yet; any NaN would do, this one is never produced
+/// by `f64::clamp`.
+const NO_PROGRESS: u64 = u64::MAX;
+
+/// Where a task's completion is announced: the channel and the tag to send.
+pub(crate) type Listener = (Sender<usize>, usize);
+
+/// The state one submitted task shares between its worker and its handle.
+pub(crate) struct Slot {
+    id: u64,
+    state: AtomicU8,
+    progress: AtomicU64,
+    inner: Mutex<Inner>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct Inner {
+    result: Option<TaskResult>,
+    waker: Option<Waker>,
+    listeners: Vec<Listener>,
+}
+
+impl Slot {
+    pub(crate) fn new(id: u64, listener: Option<Listener>) -> Arc<Slot> {
+        Arc::new(Slot {
+            id,
+            state: AtomicU8::new(PENDING),
+            progress: AtomicU64::new(NO_PROGRESS),
+            inner: Mutex::new(Inner {
+                listeners: listener.into_iter().collect(),
+                ..Inner::default()
+            }),
+            finished: Condvar::new(),
+        })
+    }
+
+    /// Claims the task for a worker; false if it was cancelled meanwhile.
+    pub(crate) fn start(&self) -> bool {
+        self.state
+            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Cancels the task if no worker has claimed it yet.
+    pub(crate) fn cancel(&self) -> bool {
+        // Claimed like a worker would, so that nobody else runs it.
+        let cancelled = self.start();
+        if cancelled {
+            self.finish(Err(TaskError::cancelled()));
+        }
+        cancelled
+    }
+
+    /// Stores the result of a claimed task and wakes whoever waits for it.
+    pub(crate) fn finish(&self, result: TaskResult) {
+        let (waker, listeners) = {
+            let mut inner = self.lock();
+            inner.result = Some(result);
+            // Under the lock: whoever sees FINISHED finds the result there.
+            self.state.store(FINISHED, Ordering::Release);
+            (inner.waker.take(), std::mem::take(&mut inner.listeners))
+        };
+        self.finished.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        for (sender, tag) in listeners {
+            // A listener that went away no longer cares.
+            let _ = sender.send(tag);
+        }
+    }
+
+    /// Announces the completion on `listener`, now if it already happened.
+    pub(crate) fn listen(&self, listener: Listener) {
+        let mut inner = self.lock();
+        if self.state.load(Ordering::Acquire) == FINISHED {
+            drop(inner);
+            let _ = listener.0.send(listener.1);
+        } else {
+            inner.listeners.push(listener);
+        }
+    }
+
+    pub(crate) fn set_progress(&self, fraction: f64) {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        self.progress.store(fraction.to_bits(), Ordering::Relaxed);
+    }
+
+    fn progress(&self) -> Option<f64> {
+        match self.progress.load(Ordering::Relaxed) {
+            NO_PROGRESS => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        matches!(self.lock().result, Some(Err(_)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the result once it is there, waiting at most until `deadline`.
+    fn take(&self, deadline: Option<Instant>) -> Option<TaskResult> {
+        let mut inner = self.lock();
+        loop {
+            if let Some(result) = inner.result.take() {
+                return Some(result);
+            }
+            inner = match deadline {
+                None => self
+                    .finished
+                    .wait(inner)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    self.finished
+                        .wait_timeout(inner, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// The caller's end of a submitted task.
+///
+/// Wait for the result with [`wait`](TaskHandle::wait), or `.await` the
+/// handle: it is a [`Future`] that any async runtime can poll. Dropping the
+/// handle does not cancel the task; [`cancel`](TaskHandle::cancel) does, if
+/// it has not started.
+pub struct TaskHandle {
+    slot: Arc<Slot>,
+}
+
+impl TaskHandle {
+    pub(crate) fn new(slot: Arc<Slot>) -> TaskHandle {
+        TaskHandle { slot }
+    }
+
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    /// The task's number, unique within its pool, in submission order.
+    pub fn id(&self) -> u64 {
+        self.slot.id
+    }
+
+    /// Whether the result is ready (the task succeeded, failed or was
+    /// cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.slot.state.load(Ordering::Acquire) == FINISHED
+    }
+
+    /// Whether the task has finished with an error.
+    pub fn is_failed(&self) -> bool {
+        self.is_finished() && self.slot.is_failed()
+    }
+
+    /// The last progress the guest reported, from 0.0 to 1.0, if any.
+    pub fn progress(&self) -> Option<f64> {
+        self.slot.progress()
+    }
+
+    /// Cancels the task if it has not started; returns whether it did. A
+    /// cancelled task finishes with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+    pub fn cancel(&self) -> bool {
+        self.slot.cancel()
+    }
+
+    /// Blocks until the task has finished and returns its result.
+    pub fn wait(self) -> TaskResult {
+        self.slot
+            .take(None)
+            .expect("a wait without deadline returns a result")
+    }
+
+    /// Blocks at most `timeout` for the result; on time-out the handle is
+    /// handed back to wait again.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<TaskResult, TaskHandle> {
+        let deadline = Instant::now().checked_add(timeout);
+        match self.slot.take(deadline) {
+            Some(result) => Ok(result),
+            None if deadline.is_none() => Ok(self.wait()),
+            None => Err(self),
+        }
+    }
+}
+
+impl Future for TaskHandle {
+    type Output = TaskResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskResult> {
+        let mut inner = self.slot.lock();
+        match inner.result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                inner.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl fmt::Debug for TaskHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("id", &self.id())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

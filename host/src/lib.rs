@@ -1,0 +1,64 @@
+//! A pool of sandboxed WebAssembly workers.
+//!
+//! wasmpool runs many tasks over all cores, like Python's
+//! `ProcessPoolExecutor`, but each task runs in a fresh wasmtime instance:
+//! a task that traps, panics, exits or returns an error fails alone, with a
+//! typed [`TaskError`], and the pool and every other task go on.
+//!
+//! A task is a WebAssembly component of the `wasmpool:task` world (see
+//! `wit/task.wit`), usually written in Rust with the `wasmpool-guest` SDK and
+//! built with `wasmpool build`.
+//!
+//! ```no_run
+//! use wasmpool::{ErrorKind, Pool};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = Pool::builder().workers(2).build()?;
+//! let task = pool.load("really_hard_task.wasm")?;
+//!
+//! // Inputs and outputs are bytes; SDK tasks speak JSON.
+//! for result in pool.map(&task, ["3", "5", "10", "15"]) {
+//!     match result {
+//!         Ok(output) => {
+//!             let value: f64 = output.json()?;
+//!             print!("{}", output.stdout().to_string_lossy());
+//!             println!("-> {value} (worker {}, {:?})", output.worker(), output.duration());
+//!         }
+//!         Err(error) if error.kind() == ErrorKind::Panic => {
+//!             eprintln!("the task panicked: {}", error.message());
+//!         }
+//!         Err(error) => eprintln!("the task failed: {error}"),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Handles can also be awaited: [`TaskHandle`] is a [`Future`](std::future::Future).
+//!
+//! ```no_run
+//! # async fn demo(pool: &wasmpool::Pool, task: &wasmpool::Task) -> Result<(), Box<dyn std::error::Error>> {
+//! let handle = pool.submit(task, "30")?;
+//! let output = handle.await?;
+//! println!("{}", String::from_utf8_lossy(output.value()));
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod capture;
+mod error;
+mod handle;
+mod map;
+mod pool;
+mod sandbox;
+mod task;
+mod wait;
+mod workers;
+
+pub use capture::Captured;
+pub use error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError, TaskError};
+pub use handle::TaskHandle;
+pub use map::{Map, MapUnordered};
+pub use pool::{Pool, PoolBuilder};
+pub use task::{Task, TaskOutput, TaskResult};
+pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};

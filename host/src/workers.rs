@@ -1,0 +1,130 @@
+//! The worker threads: one named OS thread per worker, all pulling jobs from
+//! one queue. Knows nothing about wasm: a job is a closure and a slot.
+
+use std::any::Any;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::error::{ErrorKind, TaskError};
+use crate::handle::Slot;
+use crate::task::TaskResult;
+
+/// The work of one task, given the index of the worker that runs it and
+/// the task's input.
+pub(crate) type Work = Box<dyn FnOnce(usize, &[u8]) -> TaskResult + Send>;
+
+/// One queued task. The input stays apart from the work so that a refused
+/// job can hand it back.
+pub(crate) struct Job {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) input: Vec<u8>,
+    pub(crate) work: Work,
+}
+
+/// The threads and the queue that feeds them.
+pub(crate) struct Workers {
+    /// `None` once shut down: nothing more is queued.
+    sender: Mutex<Option<Sender<Job>>>,
+    receiver: Receiver<Job>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    count: usize,
+}
+
+impl Workers {
+    pub(crate) fn spawn(count: usize, stack_size: usize) -> io::Result<Workers> {
+        let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+        let workers = Workers {
+            sender: Mutex::new(Some(sender)),
+            receiver,
+            threads: Mutex::new(Vec::with_capacity(count)),
+            count,
+        };
+        for index in 0..count {
+            let receiver = workers.receiver.clone();
+            let thread = thread::Builder::new()
+                .name(format!("wasmpool-worker-{index}"))
+                .stack_size(stack_size)
+                .spawn(move || work_loop(index, receiver));
+            match thread {
+                Ok(thread) => lock(&workers.threads).push(thread),
+                Err(error) => {
+                    workers.shutdown(true, true);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(workers)
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Queues a job; hands it back if the pool is shut down.
+    pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
+        match lock(&self.sender).as_ref() {
+            Some(sender) => sender.send(job).map_err(|error| error.0),
+            None => Err(job),
+        }
+    }
+
+    /// Stops taking jobs. Queued jobs still run unless `cancel_pending`;
+    /// with `wait`, returns once every worker thread has exited.
+    pub(crate) fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        // Dropping the sender ends each worker's loop once the queue is empty.
+        lock(&self.sender).take();
+        if cancel_pending {
+            for job in self.receiver.try_iter() {
+                job.slot.cancel();
+            }
+        }
+        if wait {
+            let threads = std::mem::take(&mut *lock(&self.threads));
+            for thread in threads {
+                // A worker never unwinds: each job runs under catch_unwind.
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+fn work_loop(index: usize, receiver: Receiver<Job>) {
+    for job in receiver {
+        if !job.slot.start() {
+            continue; // cancelled while queued
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| (job.work)(index, &job.input)))
+            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())));
+        job.slot.finish(result);
+    }
+}
+
+/// A panic in the host while running a task is a wasmpool bug; it fails that
+/// task alone, loudly, and the worker goes on with fresh state.
+fn host_panic(worker: usize, panic: &(dyn Any + Send)) -> TaskError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    let mut error = TaskError::new(
+        ErrorKind::Internal,
+        format!("wasmpool itself panicked while running this task (please report it): {message}"),
+    );
+    error.details_mut().worker = Some(worker);
+    error
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
