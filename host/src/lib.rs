@@ -62,3 +62,5 @@ pub use map::{Map, MapUnordered};
 pub use pool::{Pool, PoolBuilder};
 pub use task::{Task, TaskOutput, TaskResult};
 pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
+/// The trap codes of [`TaskError::trap_code`], from wasmtime.
+pub use wasmtime::Trap;

@@ -93,6 +93,7 @@ macro_rules! try_task {
 
 #[doc(hidden)]
 #[macro_export]
+#[rustfmt::skip] // rustfmt cannot parse `with_types_in` and misplaces that line
 macro_rules! __export_json_task {
     ($adapter:path, $function:path) => {
         const _: () = {
@@ -123,7 +124,9 @@ pub mod __private {
         I: DeserializeOwned,
         O: Serialize,
     {
-        try_run_json(input, |value| Ok::<O, std::convert::Infallible>(task(value)))
+        try_run_json(input, |value| {
+            Ok::<O, std::convert::Infallible>(task(value))
+        })
     }
 
     /// Like [`run_json`], for a task that returns `Result<O, E>`.

@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// Builds the cdylib of the crate in `dir` for wasm32-wasip2, in release
-/// mode, and returns the path of the component. Cargo's own progress and
+/// Builds the crate in `dir` for wasm32-wasip2, in release mode, and
+/// returns the path of the component (a task from a cdylib, or a WASI
+/// command from a bin). Cargo's own progress and
 /// the compiler's errors go to stderr as usual.
 pub(crate) fn build_guest(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
@@ -49,7 +50,7 @@ pub(crate) fn build_guest(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     component.with_context(|| {
         format!(
-            "{} built no component: give it `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
+            "{} built no component: a task crate needs `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
             dir.display()
         )
     })
@@ -65,10 +66,11 @@ fn artifact(line: &str, manifest: &Path) -> Option<PathBuf> {
     let own = message["manifest_path"]
         .as_str()
         .is_some_and(|path| Path::new(path) == manifest);
-    let cdylib = message["target"]["kind"]
+    // A task is a cdylib; a WASI command program is a bin.
+    let component = message["target"]["kind"]
         .as_array()
-        .is_some_and(|kinds| kinds.iter().any(|kind| kind == "cdylib"));
-    if !(own && cdylib) {
+        .is_some_and(|kinds| kinds.iter().any(|kind| kind == "cdylib" || kind == "bin"));
+    if !(own && component) {
         return None;
     }
     message["filenames"]

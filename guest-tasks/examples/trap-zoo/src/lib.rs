@@ -12,6 +12,7 @@
 //! | `"error"`        | returns `Err`                              | `guest-error`    |
 //! | `"loop"`         | never returns                              | (needs a timeout) |
 //! | `"memory-bomb"`  | allocates until allocation fails           | (needs a memory cap) |
+//! | `"chatty"`       | prints about 3 MB to stdout, returns `"ok"` | (success, output truncated) |
 
 use std::hint::black_box;
 
@@ -43,6 +44,12 @@ fn fault(name: String) -> Result<String, String> {
                 hoard.push(vec![1u8; 1 << 20]);
                 black_box(&hoard);
             }
+        }
+        "chatty" => {
+            for line in 0..100_000 {
+                println!("chatty line {line:>6} of 100000");
+            }
+            Ok("ok".to_string())
         }
         other => Err(format!("unknown fault {other:?}")),
     }

@@ -1,0 +1,248 @@
+//! The library's API: map order, isolation, handles, waiting, async,
+//! cancellation, shutdown and load errors.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use wasmpool::{ErrorKind, LoadErrorKind, Pool, SubmitError, WaitFor};
+
+use crate::guests::{fib, guest};
+
+fn pool(workers: usize) -> Pool {
+    Pool::builder().workers(workers).build().unwrap()
+}
+
+/// A slow first input, then quick ones: fib(32) costs about 7 million
+/// calls, fib(1) one.
+fn slow_then_quick() -> Vec<String> {
+    std::iter::once("32".to_string())
+        .chain(std::iter::repeat_n("1".to_string(), 30))
+        .collect()
+}
+
+#[test]
+fn map_yields_in_input_order() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let inputs: Vec<u64> = (0..40).rev().map(|n| n % 27).collect();
+    let results: Vec<u64> = pool
+        .map(&task, inputs.iter().map(|n| n.to_string()))
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    let expected: Vec<u64> = inputs.iter().map(|&n| fib(n)).collect();
+    assert_eq!(results, expected);
+
+    // Order holds with a slow head, too.
+    let results: Vec<u64> = pool
+        .map(&task, slow_then_quick())
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(results[0], fib(32));
+    assert!(results[1..].iter().all(|&value| value == 1));
+}
+
+#[test]
+fn map_unordered_yields_each_index_once_as_tasks_finish() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let inputs = slow_then_quick();
+    let results: Vec<(usize, u64)> = pool
+        .map_unordered(&task, inputs.clone())
+        .map(|(index, result)| (index, result.unwrap().json().unwrap()))
+        .collect();
+    let indices: HashSet<usize> = results.iter().map(|(index, _)| *index).collect();
+    assert_eq!(indices.len(), inputs.len());
+    for (index, value) in &results {
+        assert_eq!(*value, fib(inputs[*index].parse().unwrap()));
+    }
+    // While one worker runs fib(32), the other finishes the quick ones.
+    assert_ne!(results[0].0, 0, "the slow task came first: {results:?}");
+}
+
+#[test]
+fn map_reads_an_endless_iterator_lazily() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let endless = (0u64..).map(|n| (n % 20).to_string());
+    let first: Vec<u64> = pool
+        .map(&task, endless)
+        .take(500)
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(first.len(), 500);
+    assert_eq!(first[19], fib(19));
+}
+
+#[test]
+fn no_state_survives_from_one_task_to_the_next() {
+    let pool = pool(2);
+    let task = pool.load(guest("counter")).unwrap();
+    let counts: Vec<u64> = pool
+        .map(&task, std::iter::repeat_n("null", 200))
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(counts, vec![1; 200]);
+}
+
+#[test]
+fn handles_wait_report_and_finish() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let handle = pool.submit(&task, "25").unwrap();
+    let id = handle.id();
+    let output = handle.wait().unwrap();
+    assert_eq!(output.json::<u64>().unwrap(), fib(25));
+    assert!(output.duration() > Duration::ZERO);
+
+    let next = pool.submit(&task, "3").unwrap();
+    assert!(next.id() > id);
+    let output = match next.wait_timeout(Duration::from_secs(60)) {
+        Ok(result) => result.unwrap(),
+        Err(_) => panic!("fib(3) did not finish in a minute"),
+    };
+    assert_eq!(output.json::<u64>().unwrap(), 2);
+}
+
+#[test]
+fn a_pending_task_can_be_cancelled() {
+    let pool = pool(1);
+    let task = pool.load(guest("fib")).unwrap();
+    // The one worker is busy with fib(34) while the next task waits.
+    let busy = pool.submit(&task, "34").unwrap();
+    let queued = pool.submit(&task, "5").unwrap();
+    assert!(queued.cancel());
+    assert!(queued.is_finished());
+    let error = queued.wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Cancelled);
+    assert_eq!(error.worker(), None);
+    // A running or finished task cannot be cancelled.
+    let result = busy.wait();
+    assert_eq!(result.unwrap().json::<u64>().unwrap(), fib(34));
+}
+
+#[test]
+fn as_completed_and_wait_gather_many_handles() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+
+    let handles: Vec<_> = (10..20)
+        .map(|n| pool.submit(&task, n.to_string()).unwrap())
+        .collect();
+    let mut values: Vec<u64> = wasmpool::as_completed(handles)
+        .map(|handle| {
+            assert!(handle.is_finished());
+            handle.wait().unwrap().json().unwrap()
+        })
+        .collect();
+    values.sort();
+    assert_eq!(values, (10..20).map(fib).collect::<Vec<_>>());
+
+    let handles = vec![
+        pool.submit(&task, "20").unwrap(),
+        pool.submit(&zoo, "\"panic\"").unwrap(),
+    ];
+    let waited = wasmpool::wait(handles, WaitFor::FirstError);
+    assert!(waited.done.iter().any(|handle| handle.is_failed()));
+    assert_eq!(waited.done.len() + waited.pending.len(), 2);
+
+    let handles: Vec<_> = (0..6)
+        .map(|n| pool.submit(&task, n.to_string()).unwrap())
+        .collect();
+    let waited = wasmpool::wait(handles, WaitFor::AllCompleted);
+    assert_eq!(waited.done.len(), 6);
+    assert!(waited.pending.is_empty());
+
+    let handles: Vec<_> = (0..6)
+        .map(|n| pool.submit(&task, n.to_string()).unwrap())
+        .collect();
+    let waited = wasmpool::wait(handles, WaitFor::FirstCompleted);
+    assert!(!waited.done.is_empty());
+    assert!(waited.done.iter().all(|handle| handle.is_finished()));
+    assert!(waited.pending.iter().all(|handle| !handle.is_finished()));
+}
+
+#[test]
+fn handles_are_futures_under_tokio() {
+    let pool = std::sync::Arc::new(pool(2));
+    let task = pool.load(guest("fib")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let values = runtime.block_on(async {
+        let mut joins = Vec::new();
+        for n in 0..30u64 {
+            let handle = pool.submit(&task, n.to_string()).unwrap();
+            joins.push(tokio::spawn(handle));
+        }
+        let mut values = Vec::new();
+        for join in joins {
+            values.push(join.await.unwrap().unwrap().json::<u64>().unwrap());
+        }
+        values
+    });
+    assert_eq!(values, (0..30).map(fib).collect::<Vec<_>>());
+}
+
+#[test]
+fn shutdown_hands_inputs_back_and_cancels_pending() {
+    let pool = pool(1);
+    let task = pool.load(guest("fib")).unwrap();
+    let running = pool.submit(&task, "33").unwrap();
+    let queued: Vec<_> = (0..5).map(|_| pool.submit(&task, "1").unwrap()).collect();
+    pool.shutdown(true, true);
+    assert!(running.wait().is_ok(), "a running task finishes");
+    for handle in queued {
+        assert_eq!(handle.wait().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+    let refused = pool.submit(&task, b"7".to_vec()).unwrap_err();
+    assert_eq!(refused, SubmitError(b"7".to_vec()));
+}
+
+#[test]
+fn workers_go_on_after_repeated_faults() {
+    let pool = pool(2);
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let kinds: Vec<ErrorKind> = pool
+        .map(&zoo, std::iter::repeat_n("\"panic\"", 20))
+        .map(|result| result.unwrap_err().kind())
+        .collect();
+    assert_eq!(kinds, vec![ErrorKind::Panic; 20]);
+    let ok: Vec<String> = pool
+        .map(&zoo, ["\"ok\"", "\"ok\""])
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(ok, ["ok", "ok"]);
+}
+
+#[test]
+fn a_file_that_is_not_a_task_gets_an_error_naming_what_is_wrong() {
+    let pool = pool(1);
+    let command = pool.load(guest("word-count")).unwrap_err();
+    assert_eq!(command.kind(), LoadErrorKind::NotATask);
+    assert!(
+        command.to_string().contains("does not export `run`"),
+        "{command}"
+    );
+
+    let garbage = pool.load_bytes(b"certainly not wasm").unwrap_err();
+    assert_eq!(garbage.kind(), LoadErrorKind::NotWasm);
+
+    let core = pool.load_bytes(b"\0asm\x01\0\0\0").unwrap_err();
+    assert_eq!(core.kind(), LoadErrorKind::CoreModule);
+
+    let component = std::fs::read(guest("fib")).unwrap();
+    let truncated = pool
+        .load_bytes(&component[..component.len() / 2])
+        .unwrap_err();
+    assert_eq!(truncated.kind(), LoadErrorKind::Invalid);
+
+    let missing = pool.load("/nonexistent/task.wasm").unwrap_err();
+    assert_eq!(missing.kind(), LoadErrorKind::Io);
+    assert!(
+        missing
+            .to_string()
+            .starts_with("cannot load /nonexistent/task.wasm: ")
+    );
+}

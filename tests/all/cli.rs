@@ -1,0 +1,195 @@
+//! The real `wasmpool` binary: records, order, exit codes and errors.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::guests::{guest, wasmpool};
+
+fn run(task: &Path, args: &[&str]) -> Output {
+    wasmpool()
+        .arg("run")
+        .arg(task)
+        .args(args)
+        .output()
+        .expect("run wasmpool")
+}
+
+fn records(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A usage or load error: exit 2, one line naming the problem, no panic.
+fn assert_clean_error(output: &Output, expected: &str) {
+    let stderr = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn records_come_in_input_order_and_failures_exit_1() {
+    let zoo = guest("trap-zoo");
+    let output = run(
+        &zoo,
+        &[
+            "--workers",
+            "2",
+            "--inputs",
+            r#"["ok", "panic", "ok", "exit", "error"]"#,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    let kinds: Vec<Option<&str>> = records
+        .iter()
+        .map(|record| record["error"]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [None, Some("panic"), None, Some("exit"), Some("guest-error")]
+    );
+    for (index, record) in records.iter().enumerate() {
+        assert_eq!(record["index"], index);
+        assert!(record["worker"].as_u64().is_some());
+        assert!(record["duration_ms"].is_number());
+    }
+    assert_eq!(records[0]["ok"], "ok");
+    assert_eq!(
+        records[1]["error"]["message"],
+        "the task panicked on purpose"
+    );
+    assert!(
+        records[1]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("panicked at")
+    );
+    assert_eq!(records[3]["error"]["exit_code"], 1);
+    assert!(stderr(&output).contains("5 tasks: 2 ok, 3 failed"));
+}
+
+#[test]
+fn unordered_writes_every_record_once() {
+    let fib = guest("fib");
+    let inputs: Vec<u32> = std::iter::once(32)
+        .chain(std::iter::repeat_n(1, 20))
+        .collect();
+    let output = run(
+        &fib,
+        &[
+            "--unordered",
+            "-j",
+            "2",
+            "--inputs",
+            &serde_json::to_string(&inputs).unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    let mut indices: Vec<u64> = records
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_ne!(indices[0], 0, "fib(32) finished before 20 fib(1)s");
+    indices.sort();
+    assert_eq!(indices, (0..21).collect::<Vec<_>>());
+}
+
+#[test]
+fn input_file_and_output_file() {
+    let dir = tempdir();
+    let input = dir.join("inputs.jsonl");
+    std::fs::write(&input, "10\n\n20\nnot json\n30\n").unwrap();
+    let out = dir.join("results.jsonl");
+    let output = run(
+        &guest("fib"),
+        &[
+            "--input-file",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
+    let records = records(&std::fs::read(&out).unwrap());
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0]["ok"], 55);
+    assert_eq!(records[1]["ok"], 6765);
+    assert_eq!(records[2]["error"]["kind"], "invalid-input");
+    assert_eq!(records[2]["line"], 4);
+    assert_eq!(records[2]["input"], "not json");
+    assert_eq!(records[3]["ok"], 832040);
+    assert_eq!(records[3]["index"], 3);
+    assert_eq!(records[3]["line"], 5);
+}
+
+#[test]
+fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
+    let fib = guest("fib");
+    assert_clean_error(
+        &run(&fib, &["--inputs", "{\"a\": 1}"]),
+        "--inputs must be a JSON array",
+    );
+    assert_clean_error(
+        &run(&fib, &["--inputs", "[1,"]),
+        "--inputs is not valid JSON",
+    );
+    assert_clean_error(
+        &run(&fib, &["--workers", "0", "--inputs", "[1]"]),
+        "--workers",
+    );
+    assert_clean_error(&run(&fib, &[]), "--inputs");
+    assert_clean_error(
+        &run(&fib, &["--input-file", "/nonexistent.jsonl"]),
+        "cannot open the input file /nonexistent.jsonl",
+    );
+    assert_clean_error(
+        &run(Path::new("/nonexistent.wasm"), &["--inputs", "[1]"]),
+        "cannot load /nonexistent.wasm",
+    );
+    assert_clean_error(
+        &run(&guest("word-count"), &["--inputs", "[1]"]),
+        "does not export `run`",
+    );
+    let not_wasm = tempdir().join("not.wasm");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    assert_clean_error(
+        &run(&not_wasm, &["--inputs", "[1]"]),
+        "not a WebAssembly file",
+    );
+}
+
+#[test]
+fn build_fails_cleanly_on_a_directory_without_a_crate() {
+    let output = wasmpool().arg("build").arg(tempdir()).output().unwrap();
+    assert_clean_error(&output, "is not a Rust crate (no Cargo.toml)");
+}
+
+/// A fresh directory under the target dir, removed by nobody: tests leave
+/// their files for a look after a failure.
+fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

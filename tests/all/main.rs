@@ -1,0 +1,9 @@
+//! Black-box tests of wasmpool: the public API and the real `wasmpool`
+//! binary, against real guest components built from `guest-tasks/` by
+//! `wasmpool build`. One module per topic.
+
+mod api;
+mod cli;
+mod faults;
+mod guests;
+mod seed;
