@@ -24,7 +24,13 @@ pub enum ErrorKind {
     Exit,
     /// The guest returned `Err(message)` from `run`.
     GuestError,
-    /// The task was cancelled before it ran.
+    /// The task ran past its time-out and was stopped.
+    Timeout,
+    /// The task tried to grow its memory past its limit.
+    MemoryLimit,
+    /// The task used up its fuel budget.
+    FuelExhausted,
+    /// The task was cancelled: before it ran, or while it ran.
     Cancelled,
     /// The host failed while running the task: a bug in wasmpool, reported
     /// on this task alone.
@@ -33,7 +39,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The kind's name as the CLI writes it: `panic`, `trap`,
-    /// `stack-overflow`, `exit`, `guest-error`, `cancelled`, `internal`.
+    /// `stack-overflow`, `exit`, `guest-error`, `timeout`, `memory-limit`,
+    /// `fuel-exhausted`, `cancelled`, `internal`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Panic => "panic",
@@ -41,9 +48,23 @@ impl ErrorKind {
             ErrorKind::StackOverflow => "stack-overflow",
             ErrorKind::Exit => "exit",
             ErrorKind::GuestError => "guest-error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MemoryLimit => "memory-limit",
+            ErrorKind::FuelExhausted => "fuel-exhausted",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Internal => "internal",
         }
+    }
+}
+
+impl ErrorKind {
+    /// Whether a task that failed so may succeed when run again: a `trap`
+    /// (a flaky guest), a `timeout` or a `memory-limit` (a loaded host).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Trap | ErrorKind::Timeout | ErrorKind::MemoryLimit
+        )
     }
 }
 
@@ -73,6 +94,7 @@ pub(crate) struct Details {
     pub(crate) stderr: Captured,
     pub(crate) duration: Duration,
     pub(crate) worker: Option<usize>,
+    pub(crate) attempts: u32,
 }
 
 impl TaskError {
@@ -87,6 +109,7 @@ impl TaskError {
             stderr: Captured::default(),
             duration: Duration::ZERO,
             worker: None,
+            attempts: 0,
         };
         TaskError {
             details: Box::new(details),
@@ -148,6 +171,12 @@ impl TaskError {
     /// The worker that ran the task, `None` if it never ran.
     pub fn worker(&self) -> Option<usize> {
         self.details.worker
+    }
+
+    /// How many times the task ran (more than 1 after retries; 0 if it never
+    /// ran).
+    pub fn attempts(&self) -> u32 {
+        self.details.attempts
     }
 }
 

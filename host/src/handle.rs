@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub(crate) type Listener = (Sender<usize>, usize);
 pub(crate) struct Slot {
     id: u64,
     state: AtomicU8,
+    /// Asks the sandbox to stop the task while it runs.
+    cancel_requested: AtomicBool,
     progress: AtomicU64,
     inner: Mutex<Inner>,
     finished: Condvar,
@@ -46,6 +48,7 @@ impl Slot {
         Arc::new(Slot {
             id,
             state: AtomicU8::new(PENDING),
+            cancel_requested: AtomicBool::new(false),
             progress: AtomicU64::new(NO_PROGRESS),
             inner: Mutex::new(Inner {
                 listeners: listener.into_iter().collect(),
@@ -62,14 +65,20 @@ impl Slot {
             .is_ok()
     }
 
-    /// Cancels the task if no worker has claimed it yet.
+    /// Cancels the task: one not claimed yet finishes now, a running one is
+    /// asked to stop. False if it had finished already.
     pub(crate) fn cancel(&self) -> bool {
+        self.cancel_requested.store(true, Ordering::Relaxed);
         // Claimed like a worker would, so that nobody else runs it.
-        let cancelled = self.start();
-        if cancelled {
+        if self.start() {
             self.finish(Err(TaskError::cancelled()));
+            return true;
         }
-        cancelled
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    pub(crate) fn is_cancel_requested(&self) -> bool {
+        self.cancel_requested.load(Ordering::Relaxed)
     }
 
     /// Stores the result of a claimed task and wakes whoever waits for it.
@@ -180,6 +189,11 @@ impl TaskHandle {
         self.slot.state.load(Ordering::Acquire) == FINISHED
     }
 
+    /// Whether a worker is running the task now.
+    pub fn is_running(&self) -> bool {
+        self.slot.state.load(Ordering::Acquire) == RUNNING
+    }
+
     /// Whether the task has finished with an error.
     pub fn is_failed(&self) -> bool {
         self.is_finished() && self.slot.is_failed()
@@ -190,8 +204,11 @@ impl TaskHandle {
         self.slot.progress()
     }
 
-    /// Cancels the task if it has not started; returns whether it did. A
-    /// cancelled task finishes with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+    /// Cancels the task: one not started yet finishes at once as
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled); a running one
+    /// is stopped within a few milliseconds, even while it waits in a host
+    /// call, and finishes as cancelled unless it completed first. Returns
+    /// false if the task had already finished.
     pub fn cancel(&self) -> bool {
         self.slot.cancel()
     }

@@ -7,6 +7,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
+use crate::input::Input;
 use crate::pool::Pool;
 use crate::task::{Task, TaskResult};
 
@@ -30,7 +31,7 @@ struct Window<'p, I> {
 impl<'p, I> Window<'p, I>
 where
     I: Iterator,
-    I::Item: Into<Vec<u8>>,
+    I::Item: Into<Input>,
 {
     fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
         let (sender, receiver) = crossbeam_channel::unbounded();
@@ -58,7 +59,11 @@ where
             let index = self.next_index;
             self.next_index += 1;
             let listener = Some((self.sender.clone(), index));
-            match self.pool.submit_with(&self.task, input.into(), listener) {
+            let position = Some(index as u64);
+            match self
+                .pool
+                .submit_with(&self.task, input.into(), position, listener)
+            {
                 Ok(handle) => {
                     self.in_flight.insert(index, handle);
                 }
@@ -115,7 +120,7 @@ pub struct Map<'p, I> {
 impl<'p, I> Map<'p, I>
 where
     I: Iterator,
-    I::Item: Into<Vec<u8>>,
+    I::Item: Into<Input>,
 {
     pub(crate) fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
         Map {
@@ -139,7 +144,7 @@ where
 impl<I> Iterator for Map<'_, I>
 where
     I: Iterator,
-    I::Item: Into<Vec<u8>>,
+    I::Item: Into<Input>,
 {
     type Item = TaskResult;
 
@@ -167,7 +172,7 @@ pub struct MapUnordered<'p, I> {
 impl<'p, I> MapUnordered<'p, I>
 where
     I: Iterator,
-    I::Item: Into<Vec<u8>>,
+    I::Item: Into<Input>,
 {
     pub(crate) fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
         MapUnordered {
@@ -179,7 +184,7 @@ where
 impl<I> Iterator for MapUnordered<'_, I>
 where
     I: Iterator,
-    I::Item: Into<Vec<u8>>,
+    I::Item: Into<Input>,
 {
     type Item = (usize, TaskResult);
 

@@ -2,29 +2,39 @@
 //! makes: load, submit, map, shutdown.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
 use crate::handle::{Listener, Slot, TaskHandle};
+use crate::input::Input;
+use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
-use crate::sandbox::{self, Runtime, Settings};
-use crate::task::Task;
+use crate::sandbox::{self, EngineOptions, Placement, Runtime, Settings, TaskPre, TaskState};
+use crate::task::{Task, TaskResult};
 use crate::workers::{Job, Workers};
 
 /// Bytes of stdout, and of stderr, kept per task unless told otherwise.
 const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
 
-/// Host stack of a worker thread; wasm gets its own 512 KiB of it at most.
-const WORKER_STACK: usize = 4 << 20;
+/// wasm stack per task unless told otherwise (wasmtime's default).
+const DEFAULT_MAX_STACK: usize = 512 << 10;
+
+/// Host stack of a worker thread; wasm runs on fibres of its own.
+const WORKER_STACK: usize = 2 << 20;
 
 /// Configures a [`Pool`]. Start from [`Pool::builder`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
     workers: Option<usize>,
     max_output: usize,
+    max_stack: usize,
     window: Option<usize>,
+    limits: Limits,
+    grants: Grants,
+    seed: Option<u64>,
 }
 
 impl PoolBuilder {
@@ -43,12 +53,82 @@ impl PoolBuilder {
         self
     }
 
+    /// The wasm stack of each task (default 512 KiB); a deeper recursion
+    /// fails as [`ErrorKind::StackOverflow`](crate::ErrorKind::StackOverflow).
+    pub fn max_stack(mut self, bytes: usize) -> PoolBuilder {
+        self.max_stack = bytes;
+        self
+    }
+
     /// How many tasks [`Pool::map`] and [`Pool::map_unordered`] keep in
     /// flight at once (default: 4 per worker, at least 16). Inputs are read
     /// only as results are consumed, so memory stays flat for any input
     /// count.
     pub fn map_window(mut self, tasks: usize) -> PoolBuilder {
         self.window = Some(tasks);
+        self
+    }
+
+    /// The default limits of every task ([`Input::limits`] overrides them).
+    pub fn limits(mut self, limits: Limits) -> PoolBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// Stops a task after `timeout` of wall time: [`Limits::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> PoolBuilder {
+        self.limits.timeout = Some(timeout);
+        self
+    }
+
+    /// Caps a task's linear memory: [`Limits::max_memory`].
+    pub fn max_memory(mut self, bytes: usize) -> PoolBuilder {
+        self.limits.max_memory = Some(bytes);
+        self
+    }
+
+    /// Meters fuel and gives each task `fuel` units: [`Limits::fuel`].
+    /// Metering costs some speed, so it is on only in pools built with it.
+    pub fn fuel(mut self, fuel: u64) -> PoolBuilder {
+        self.limits.fuel = Some(fuel);
+        self
+    }
+
+    /// Runs a task that failed with a `trap`, `timeout` or `memory-limit`
+    /// again, up to `retries` times: [`Limits::retries`].
+    pub fn retries(mut self, retries: u32) -> PoolBuilder {
+        self.limits.retries = retries;
+        self
+    }
+
+    /// Lets every task see the host directory `host` at `guest`, read-only,
+    /// or read-write with `writable`. Tasks see no file otherwise.
+    pub fn dir(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<String>,
+        writable: bool,
+    ) -> PoolBuilder {
+        self.grants.dirs.push(DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            writable,
+        });
+        self
+    }
+
+    /// Gives every task the environment variable `key=value`. Tasks see no
+    /// variable of the host otherwise.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> PoolBuilder {
+        self.grants.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Seeds every task's random source from (`seed`, the task's key), so
+    /// that a run repeats exactly. Without a seed, each task draws from the
+    /// host's secure random source.
+    pub fn seed(mut self, seed: u64) -> PoolBuilder {
+        self.seed = Some(seed);
         self
     }
 
@@ -64,7 +144,21 @@ impl PoolBuilder {
             Some(window) => window,
             None => (workers * 4).max(16),
         };
-        let runtime = Runtime::new()?;
+        if self.limits.timeout == Some(Duration::ZERO) {
+            return Err(BuildError::new("the time-out must be longer than zero"));
+        }
+        for dir in &self.grants.dirs {
+            if !dir.host.is_dir() {
+                return Err(BuildError::new(format!(
+                    "cannot grant {}: no such directory",
+                    dir.host.display()
+                )));
+            }
+        }
+        let runtime = Runtime::new(&EngineOptions {
+            fuel: self.limits.fuel.is_some(),
+            max_stack: self.max_stack,
+        })?;
         let threads = Workers::spawn(workers, WORKER_STACK)
             .map_err(|error| BuildError::new(format!("cannot start a worker thread: {error}")))?;
         Ok(Pool {
@@ -72,7 +166,11 @@ impl PoolBuilder {
             runtime,
             settings: Arc::new(Settings {
                 max_output: self.max_output,
+                grants: self.grants,
+                seed: self.seed,
+                abort: AtomicBool::new(false),
             }),
+            limits: self.limits,
             window,
             next_id: AtomicU64::new(0),
         })
@@ -89,18 +187,23 @@ pub struct Pool {
     threads: Workers,
     runtime: Runtime,
     settings: Arc<Settings>,
+    limits: Limits,
     window: usize,
     next_id: AtomicU64,
 }
 
 impl Pool {
     /// A builder with the defaults: one worker per core, 1 MiB of captured
-    /// output per stream.
+    /// output per stream, no limits, nothing of the host granted.
     pub fn builder() -> PoolBuilder {
         PoolBuilder {
             workers: None,
             max_output: DEFAULT_MAX_OUTPUT,
+            max_stack: DEFAULT_MAX_STACK,
             window: None,
+            limits: Limits::default(),
+            grants: Grants::default(),
+            seed: None,
         }
     }
 
@@ -112,6 +215,11 @@ impl Pool {
     /// The number of worker threads.
     pub fn workers(&self) -> usize {
         self.threads.count()
+    }
+
+    /// The default limits of this pool's tasks.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Loads a task component from a file: compiles it once and links it
@@ -139,29 +247,41 @@ impl Pool {
     pub fn submit(
         &self,
         task: &Task,
-        input: impl Into<Vec<u8>>,
+        input: impl Into<Input>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        self.submit_with(task, input.into(), None)
+        self.submit_with(task, input.into(), None, None)
     }
 
+    /// Queues a task; `position` is its place in a map (its default seed
+    /// key), `listener` hears of its completion.
     pub(crate) fn submit_with(
         &self,
         task: &Task,
-        input: Vec<u8>,
+        input: Input,
+        position: Option<u64>,
         listener: Option<Listener>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        let slot = Slot::new(self.next_id.fetch_add(1, Ordering::Relaxed), listener);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot::new(id, listener);
+        let Input {
+            bytes,
+            limits,
+            seed_key,
+        } = input;
         let work = {
-            let (pre, settings, slot) = (
-                Arc::clone(&task.pre),
-                Arc::clone(&self.settings),
-                Arc::clone(&slot),
-            );
-            Box::new(move |worker, input: &[u8]| sandbox::run(&pre, input, &settings, worker, slot))
+            let pre = Arc::clone(&task.pre);
+            let settings = Arc::clone(&self.settings);
+            let limits = limits.unwrap_or_else(|| self.limits.clone());
+            let seed_key = seed_key.or(position).unwrap_or(id);
+            let slot = Arc::clone(&slot);
+            Box::new(move |worker, input: &[u8]| {
+                let placement = Placement { worker, seed_key };
+                run_with_retries(&pre, input, &settings, &limits, &placement, slot)
+            })
         };
         let job = Job {
             slot: Arc::clone(&slot),
-            input,
+            input: bytes,
             work,
         };
         match self.threads.send(job) {
@@ -174,11 +294,11 @@ impl Pool {
     ///
     /// Inputs are read lazily, with at most the map window of tasks in
     /// flight, so an endless iterator works in flat memory. Dropping the
-    /// iterator cancels the tasks it queued that have not started.
+    /// iterator cancels the tasks it queued that have not finished.
     pub fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
     where
         I: IntoIterator,
-        I::Item: Into<Vec<u8>>,
+        I::Item: Into<Input>,
     {
         Map::new(self, task.clone(), inputs.into_iter(), self.window)
     }
@@ -187,7 +307,7 @@ impl Pool {
     pub fn map_unordered<I>(&self, task: &Task, inputs: I) -> MapUnordered<'_, I::IntoIter>
     where
         I: IntoIterator,
-        I::Item: Into<Vec<u8>>,
+        I::Item: Into<Input>,
     {
         MapUnordered::new(self, task.clone(), inputs.into_iter(), self.window)
     }
@@ -201,12 +321,58 @@ impl Pool {
     pub fn shutdown(&self, wait: bool, cancel_pending: bool) {
         self.threads.shutdown(wait, cancel_pending);
     }
+
+    /// Stops everything: takes no more tasks, cancels the queued ones and
+    /// stops the running ones (they finish as cancelled), then joins the
+    /// threads.
+    pub fn shutdown_now(&self) {
+        self.settings.abort.store(true, Ordering::Relaxed);
+        self.threads.shutdown(true, true);
+    }
+}
+
+/// Runs a task, and again after a retryable failure while its limits allow.
+fn run_with_retries(
+    pre: &TaskPre<TaskState>,
+    input: &[u8],
+    settings: &Arc<Settings>,
+    limits: &Limits,
+    placement: &Placement,
+    slot: Arc<Slot>,
+) -> TaskResult {
+    let mut attempts = 1;
+    loop {
+        let result = sandbox::run(pre, input, settings, limits, placement, Arc::clone(&slot));
+        let retry = match &result {
+            Err(error) => {
+                error.kind().is_retryable()
+                    && attempts <= limits.retries
+                    && !slot.is_cancel_requested()
+                    && !settings.abort.load(Ordering::Relaxed)
+            }
+            Ok(_) => false,
+        };
+        if !retry {
+            return match result {
+                Ok(mut output) => {
+                    output.attempts = attempts;
+                    Ok(output)
+                }
+                Err(mut error) => {
+                    error.details_mut().attempts = attempts;
+                    Err(error)
+                }
+            };
+        }
+        attempts += 1;
+    }
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("workers", &self.workers())
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

@@ -51,6 +51,7 @@ pub struct TaskOutput {
     pub(crate) stderr: Captured,
     pub(crate) duration: Duration,
     pub(crate) worker: usize,
+    pub(crate) attempts: u32,
 }
 
 impl TaskOutput {
@@ -88,5 +89,10 @@ impl TaskOutput {
     /// The worker that ran the task, from 0 to `workers - 1`.
     pub fn worker(&self) -> usize {
         self.worker
+    }
+
+    /// How many times the task ran: 1, or more after retries.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 }

@@ -1,0 +1,84 @@
+//! One task's input: its bytes, and optionally its own limits and the key
+//! its random seed is derived from.
+
+use crate::limits::Limits;
+
+/// The input of one task. Anything byte-like converts into it (`&str`,
+/// `String`, `Vec<u8>`, `&[u8]`); build one explicitly to give a task its
+/// own [`Limits`] or seed key.
+///
+/// ```
+/// use std::time::Duration;
+/// use wasmpool::{Input, Limits};
+///
+/// let input = Input::new("30")
+///     .limits(Limits::new().timeout(Duration::from_secs(5)))
+///     .seed_key(7);
+/// # let _ = input;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) limits: Option<Limits>,
+    pub(crate) seed_key: Option<u64>,
+}
+
+impl Input {
+    /// An input with the pool's default limits.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Input {
+        Input {
+            bytes: bytes.into(),
+            limits: None,
+            seed_key: None,
+        }
+    }
+
+    /// Runs this task with `limits` instead of the pool's.
+    pub fn limits(mut self, limits: Limits) -> Input {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// In a pool with a seed, this task's random source is seeded from
+    /// (pool seed, `key`). Without it the key is the input's position in a
+    /// `map`, or the task's id for `submit`.
+    pub fn seed_key(mut self, key: u64) -> Input {
+        self.seed_key = Some(key);
+        self
+    }
+
+    /// The input's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Vec<u8>> for Input {
+    fn from(bytes: Vec<u8>) -> Input {
+        Input::new(bytes)
+    }
+}
+
+impl From<&[u8]> for Input {
+    fn from(bytes: &[u8]) -> Input {
+        Input::new(bytes)
+    }
+}
+
+impl From<String> for Input {
+    fn from(text: String) -> Input {
+        Input::new(text)
+    }
+}
+
+impl From<&String> for Input {
+    fn from(text: &String) -> Input {
+        Input::new(text.as_bytes())
+    }
+}
+
+impl From<&str> for Input {
+    fn from(text: &str) -> Input {
+        Input::new(text)
+    }
+}

@@ -1,0 +1,123 @@
+//! Limits: time-out, cancelling a running task, memory cap, fuel, retries,
+//! and per-task overrides.
+
+use std::time::Duration;
+
+use wasmpool::{ErrorKind, Input, Limits, Pool};
+
+use crate::guests::{fib, guest};
+
+#[test]
+fn a_task_past_its_timeout_is_stopped_and_its_worker_goes_on() {
+    let pool = Pool::builder()
+        .workers(1)
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let error = pool.submit(&zoo, "\"loop\"").unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(error.worker(), Some(0));
+    // The one worker serves the next task.
+    let ok = pool.submit(&zoo, "\"ok\"").unwrap().wait().unwrap();
+    assert_eq!(ok.json::<String>().unwrap(), "ok");
+}
+
+#[test]
+fn a_timeout_stops_a_task_blocked_in_a_host_call() {
+    // really-hard-task sleeps 2 s in wasi:clocks: no wasm runs meanwhile.
+    let pool = Pool::builder()
+        .workers(1)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sleeper = pool.load(guest("really-hard-task")).unwrap();
+    let error = pool.submit(&sleeper, "1").unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(error.stdout().is_empty(), "the task never got to print");
+}
+
+#[test]
+fn cancelling_a_running_task_stops_it() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let looping = pool.submit(&zoo, "\"loop\"").unwrap();
+    while !looping.is_running() {
+        std::thread::yield_now();
+    }
+    assert!(looping.cancel());
+    let error = looping.wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Cancelled);
+    assert_eq!(error.worker(), Some(0), "it was running when cancelled");
+    let ok = pool.submit(&zoo, "\"ok\"").unwrap().wait().unwrap();
+    assert_eq!(ok.json::<String>().unwrap(), "ok");
+}
+
+#[test]
+fn a_memory_bomb_hits_its_cap_and_fails_alone() {
+    let pool = Pool::builder()
+        .workers(2)
+        .max_memory(32 << 20)
+        .build()
+        .unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let handles: Vec<_> = ["\"memory-bomb\"", "\"ok\"", "\"memory-bomb\"", "\"ok\""]
+        .into_iter()
+        .map(|input| pool.submit(&zoo, input).unwrap())
+        .collect();
+    let kinds: Vec<Option<ErrorKind>> = handles
+        .into_iter()
+        .map(|handle| handle.wait().err().map(|error| error.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::MemoryLimit),
+            None,
+            Some(ErrorKind::MemoryLimit),
+            None
+        ]
+    );
+}
+
+#[test]
+fn fuel_is_a_deterministic_cpu_budget() {
+    let pool = Pool::builder().workers(1).fuel(200_000).build().unwrap();
+    let task = pool.load(guest("fib")).unwrap();
+    let small = pool.submit(&task, "10").unwrap().wait().unwrap();
+    assert_eq!(small.json::<u64>().unwrap(), fib(10));
+    let error = pool.submit(&task, "30").unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::FuelExhausted);
+    // The same budget runs out the same way every time.
+    let again = pool.submit(&task, "30").unwrap().wait().unwrap_err();
+    assert_eq!(again.wasm_backtrace(), error.wasm_backtrace());
+}
+
+#[test]
+fn retries_rerun_traps_but_not_guest_errors() {
+    let pool = Pool::builder().workers(2).retries(2).build().unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let trap = pool
+        .submit(&zoo, "\"unreachable\"")
+        .unwrap()
+        .wait()
+        .unwrap_err();
+    assert_eq!(trap.kind(), ErrorKind::Trap);
+    assert_eq!(trap.attempts(), 3);
+    let guest_error = pool.submit(&zoo, "\"error\"").unwrap().wait().unwrap_err();
+    assert_eq!(guest_error.attempts(), 1);
+    let ok = pool.submit(&zoo, "\"ok\"").unwrap().wait().unwrap();
+    assert_eq!(ok.attempts(), 1);
+}
+
+#[test]
+fn one_input_can_carry_its_own_limits() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let input = Input::new("\"loop\"").limits(Limits::new().timeout(Duration::from_millis(100)));
+    let error = pool.submit(&zoo, input).unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    let input = Input::new("\"memory-bomb\"").limits(Limits::new().max_memory(16 << 20));
+    let error = pool.submit(&zoo, input).unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::MemoryLimit);
+}
