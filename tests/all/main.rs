@@ -6,4 +6,8 @@ mod api;
 mod cli;
 mod faults;
 mod guests;
+mod hostile;
+mod limits;
+mod sandbox;
 mod seed;
+mod signals;

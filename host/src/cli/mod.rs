@@ -3,10 +3,13 @@
 mod build;
 mod inputs;
 mod record;
+mod resume;
 mod run;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -16,6 +19,9 @@ pub(crate) const EXIT_OK: u8 = 0;
 pub(crate) const EXIT_TASK_FAILED: u8 = 1;
 /// Bad usage, or the task could not be built or loaded: nothing ran.
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// Interrupted by SIGINT or SIGTERM; the records written so far are whole,
+/// and `--resume` finishes the job.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +32,7 @@ pub(crate) const EXIT_USAGE: u8 = 2;
         A task that traps, panics, exits or returns an error fails alone, with a typed \
         error in its record; every other task still runs.",
     after_help = "Exit codes: 0 every task succeeded, 1 some task failed, 2 bad usage or a task \
-        that cannot be built or loaded."
+        that cannot be built or loaded, 130 interrupted (SIGINT or SIGTERM)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,7 +44,7 @@ enum Command {
     /// Compile a guest crate to a task component and print the .wasm path.
     Build(BuildArgs),
     /// Run a task on every input and write one JSON record per input.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -48,7 +54,7 @@ struct BuildArgs {
 }
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("source").required(true))]
+#[command(group = clap::ArgGroup::new("source").required(true), allow_negative_numbers = true)]
 pub(crate) struct RunArgs {
     /// The task: a .wasm component, or a guest crate directory (built first).
     task: PathBuf,
@@ -76,6 +82,57 @@ pub(crate) struct RunArgs {
     /// Print neither the tasks' output as they finish nor the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    /// With --output: keep the records already in FILE, run only the inputs
+    /// that have none, and append.
+    #[arg(long, requires = "output")]
+    resume: bool,
+
+    /// Stop a task after this much wall time (e.g. 5s, 500ms, 2m): kind `timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Limits")]
+    timeout: Option<Duration>,
+
+    /// Cap a task's linear memory (e.g. 64MiB, 1GiB): kind `memory-limit`.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
+    max_memory: Option<usize>,
+
+    /// Give each task a deterministic CPU budget of N fuel units (about one
+    /// per wasm instruction): kind `fuel-exhausted`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    fuel: Option<u64>,
+
+    /// Run a task that failed with `trap`, `timeout` or `memory-limit` again,
+    /// up to N times; the record's `attempts` says how many runs it took.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Limits")]
+    retries: u32,
+
+    /// Keep at most SIZE of each task's stdout, and of its stderr [default: 1MiB];
+    /// the rest is dropped and the record marked truncated.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
+    max_output: Option<usize>,
+
+    /// The wasm stack of each task [default: 512KiB]: kind `stack-overflow` past it.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
+    max_stack: Option<usize>,
+
+    /// Let tasks read the host directory HOST_DIR, seen at GUEST_DIR (default:
+    /// the same path). Repeatable. Tasks see no file otherwise.
+    #[arg(long, value_name = "HOST_DIR[::GUEST_DIR]", value_parser = units::dir_grant, help_heading = "Sandbox")]
+    dir: Vec<(PathBuf, String)>,
+
+    /// Like --dir, but tasks may also write there.
+    #[arg(long, value_name = "HOST_DIR[::GUEST_DIR]", value_parser = units::dir_grant, help_heading = "Sandbox")]
+    dir_rw: Vec<(PathBuf, String)>,
+
+    /// Give tasks the environment variable KEY=VALUE. Repeatable. Tasks see no
+    /// variable of the host otherwise.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = units::env_pair, help_heading = "Sandbox")]
+    env: Vec<(String, String)>,
+
+    /// Seed each task's random source from (S, input index), so that the run
+    /// repeats exactly, whatever the worker count. Default: secure random.
+    #[arg(long, value_name = "S", help_heading = "Sandbox")]
+    seed: Option<u64>,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -88,7 +145,7 @@ pub(crate) fn main() -> ExitCode {
             }
             Err(error) => Err(error),
         },
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -2,18 +2,25 @@
 //! with the tasks' output shown live on a terminal and a summary at the end.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fs::OpenOptions;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
-use wasmpool::{Pool, TaskResult};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use wasmpool::{ErrorKind, Pool, TaskResult};
 
 use super::inputs::{self, Input};
 use super::record::Record;
-use super::{EXIT_OK, EXIT_TASK_FAILED, RunArgs, build};
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, build, resume};
+
+/// How long running tasks may go on after SIGINT or SIGTERM before they
+/// are stopped.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// What the input reader hands to the record writer: where each queued
 /// input came from, and the inputs that could not be used.
@@ -24,6 +31,10 @@ struct Ledger {
     /// Inputs that never reach the pool, in input order.
     invalid: VecDeque<Record>,
     next_queued: usize,
+    /// Indices that already have a record (`--resume`): not run again.
+    recorded: HashSet<u64>,
+    skipped: usize,
+    seen: usize,
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -37,51 +48,83 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         (None, Some(path)) => inputs::from_jsonl(path)?,
         (None, None) => unreachable!("clap requires one input source"),
     };
-    let mut builder = Pool::builder();
-    if let Some(workers) = args.workers {
-        builder = builder.workers(usize::try_from(workers)?);
-    }
-    let pool = builder.build()?;
+    let recorded = match (&args.output, args.resume) {
+        (Some(path), true) => resume::recorded_indices(path)?,
+        _ => HashSet::new(),
+    };
+    let pool = pool(&args)?;
     let task = pool.load(&task_path)?;
     let mut sink: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(File::create(path).with_context(|| {
-            format!("cannot create the output file {}", path.display())
-        })?)),
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(path)
+                .with_context(|| format!("cannot open the output file {}", path.display()))?;
+            Box::new(BufWriter::new(file))
+        }
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     let echo = !args.quiet && io::stderr().is_terminal();
     let started = Instant::now();
+    let ledger = RefCell::new(Ledger {
+        recorded,
+        ..Ledger::default()
+    });
+    let interrupted = AtomicBool::new(false);
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
+    let signals_handle = signals.handle();
 
-    let ledger = RefCell::new(Ledger::default());
-    let queue = inputs.filter_map(|input| ledger.borrow_mut().admit(input));
-    let mut writer = RecordWriter::new(&mut *sink);
-    if args.unordered {
-        for (position, result) in pool.map_unordered(&task, queue) {
-            if echo {
-                show(&result);
-            }
-            writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
-            let record = ledger.borrow_mut().record(position, &result);
-            writer.write(&record)?;
-        }
-    } else {
-        let results = pool.map(&task, queue).on_complete(|_, result| {
-            if echo {
-                show(result);
+    let written = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if signals.forever().next().is_some() {
+                interrupted.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "wasmpool: interrupted: no new tasks; running ones get {GRACE:?} to finish"
+                );
+                stop_after_grace(&pool, &signals_handle);
             }
         });
-        for (position, result) in results.enumerate() {
-            let record = ledger.borrow_mut().record(position, &result);
-            writer.write_invalid(&mut ledger.borrow_mut(), record.index)?;
-            writer.write(&record)?;
-        }
-    }
-    writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
-    let summary = writer.summary(started, pool.workers());
-    drop(writer);
+        let mut writer = RecordWriter::new(&mut *sink);
+        let written = write_records(
+            inputs,
+            &args,
+            &pool,
+            &task,
+            &ledger,
+            &interrupted,
+            echo,
+            &mut writer,
+        );
+        signals_handle.close();
+        written.map(|()| writer)
+    })?;
+    let summary = written.summary(started, pool.workers());
+    let cancelled_by_interrupt = written.dropped;
+    drop(written);
     sink.flush().context("cannot write the records")?;
+    let ledger = ledger.into_inner();
     if !args.quiet {
+        if ledger.skipped > 0 {
+            eprintln!(
+                "wasmpool: resumed: {} inputs already had a record",
+                ledger.skipped
+            );
+        }
         eprintln!("{summary}");
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!(
+            "wasmpool: interrupted: {cancelled_by_interrupt} unfinished tasks were not recorded; \
+             run again with --resume to finish"
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
+    if ledger.seen == 0 {
+        eprintln!("wasmpool: no inputs: nothing to run");
     }
     Ok(if summary.failed > 0 {
         EXIT_TASK_FAILED
@@ -90,17 +133,113 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
+fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
+    let mut builder = Pool::builder().retries(args.retries);
+    if let Some(workers) = args.workers {
+        builder = builder.workers(usize::try_from(workers)?);
+    }
+    if let Some(timeout) = args.timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(bytes) = args.max_memory {
+        builder = builder.max_memory(bytes);
+    }
+    if let Some(fuel) = args.fuel {
+        builder = builder.fuel(fuel);
+    }
+    if let Some(bytes) = args.max_output {
+        builder = builder.max_output(bytes);
+    }
+    if let Some(bytes) = args.max_stack {
+        builder = builder.max_stack(bytes);
+    }
+    for (host, guest) in &args.dir {
+        builder = builder.dir(host, guest, false);
+    }
+    for (host, guest) in &args.dir_rw {
+        builder = builder.dir(host, guest, true);
+    }
+    for (key, value) in &args.env {
+        builder = builder.env(key, value);
+    }
+    if let Some(seed) = args.seed {
+        builder = builder.seed(seed);
+    }
+    Ok(builder.build()?)
+}
+
+/// After a signal: let running tasks finish for [`GRACE`] (or until the run
+/// ends), then stop them.
+fn stop_after_grace(pool: &Pool, signals: &signal_hook::iterator::Handle) {
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline && !signals.is_closed() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pool.shutdown_now();
+}
+
+#[allow(clippy::too_many_arguments)] // the run's parts, each used once
+fn write_records(
+    inputs: Box<dyn Iterator<Item = Input>>,
+    args: &RunArgs,
+    pool: &Pool,
+    task: &wasmpool::Task,
+    ledger: &RefCell<Ledger>,
+    interrupted: &AtomicBool,
+    echo: bool,
+    writer: &mut RecordWriter<'_>,
+) -> anyhow::Result<()> {
+    // After a signal no new input is read; what was read and not run has no
+    // record, so that --resume runs it.
+    let queue = inputs
+        .take_while(|_| !interrupted.load(Ordering::SeqCst))
+        .filter_map(|input| ledger.borrow_mut().admit(input));
+    let keep = |result: &TaskResult| {
+        !(interrupted.load(Ordering::SeqCst)
+            && matches!(result, Err(error) if error.kind() == ErrorKind::Cancelled))
+    };
+    if args.unordered {
+        for (position, result) in pool.map_unordered(task, queue) {
+            if echo {
+                show(&result);
+            }
+            writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
+            let record = ledger.borrow_mut().record(position, &result);
+            writer.write_if(keep(&result), &record)?;
+        }
+    } else {
+        let results = pool.map(task, queue).on_complete(|_, result| {
+            if echo {
+                show(result);
+            }
+        });
+        for (position, result) in results.enumerate() {
+            let record = ledger.borrow_mut().record(position, &result);
+            writer.write_invalid(&mut ledger.borrow_mut(), record.index)?;
+            writer.write_if(keep(&result), &record)?;
+        }
+    }
+    writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)
+}
+
 impl Ledger {
     /// Takes an input: a valid one goes on to the pool as its JSON text, an
-    /// invalid one waits for its record.
-    fn admit(&mut self, input: Input) -> Option<Vec<u8>> {
+    /// invalid one waits for its record, a recorded one is skipped.
+    fn admit(&mut self, input: Input) -> Option<wasmpool::Input> {
+        self.seen += 1;
+        if self.recorded.contains(&(input.index as u64)) {
+            self.skipped += 1;
+            return None;
+        }
         match input.value {
             Ok(value) => {
                 let bytes = serde_json::to_vec(&value).expect("a JSON value serialises");
                 self.queued
                     .insert(self.next_queued, (input.index, input.line, value));
                 self.next_queued += 1;
-                Some(bytes)
+                // Seeded by the input's index, not its turn: a resumed or
+                // reordered run draws the same numbers.
+                Some(wasmpool::Input::new(bytes).seed_key(input.index as u64))
             }
             Err(invalid) => {
                 let record =
@@ -125,6 +264,8 @@ struct RecordWriter<'w> {
     sink: &'w mut dyn Write,
     ok: usize,
     failed_by_kind: BTreeMap<String, usize>,
+    /// Records not written: tasks stopped by an interruption.
+    dropped: usize,
 }
 
 impl<'w> RecordWriter<'w> {
@@ -133,6 +274,16 @@ impl<'w> RecordWriter<'w> {
             sink,
             ok: 0,
             failed_by_kind: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
+
+    fn write_if(&mut self, keep: bool, record: &Record) -> anyhow::Result<()> {
+        if keep {
+            self.write(record)
+        } else {
+            self.dropped += 1;
+            Ok(())
         }
     }
 

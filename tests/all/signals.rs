@@ -1,0 +1,99 @@
+//! Interrupting a run with real signals, and resuming it: one record per
+//! input, nothing lost, nothing twice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::guests::{fib, guest, wasmpool};
+
+const INPUTS: u64 = 40;
+/// fib(27) is a few hundred thousand calls: 40 of them take a while on two
+/// workers, long enough to be interrupted half-way.
+const N: u64 = 27;
+
+fn start(output: &Path, resume: bool) -> Child {
+    let inputs = serde_json::to_string(&vec![N; INPUTS as usize]).unwrap();
+    let mut command = wasmpool();
+    command
+        .arg("run")
+        .arg(guest("fib"))
+        .args(["-j", "2", "--inputs", &inputs, "--output"])
+        .arg(output)
+        .stderr(Stdio::piped());
+    if resume {
+        command.arg("--resume");
+    }
+    command.spawn().unwrap()
+}
+
+fn records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "a half line: {text:?}"
+    );
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// Waits until the run has written `count` records.
+fn wait_for_records(path: &Path, count: usize) {
+    loop {
+        let written = std::fs::read_to_string(path).map_or(0, |text| text.lines().count());
+        if written >= count {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn interrupt_then_resume(signal: &str) {
+    let output: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("signals-{}-{signal}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&output);
+    let child = start(&output, false);
+    wait_for_records(&output, 3);
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let interrupted = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&interrupted.stderr);
+    assert_eq!(interrupted.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let partial = records(&output);
+    assert!(partial.len() >= 3);
+    assert!(
+        (partial.len() as u64) < INPUTS,
+        "the run finished before the signal"
+    );
+    assert!(partial.iter().all(|record| record["ok"] == fib(N)));
+
+    let resumed = start(&output, true).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("inputs already had a record"), "{stderr}");
+    let all = records(&output);
+    let mut indices: Vec<u64> = all.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    indices.sort();
+    assert_eq!(
+        indices,
+        (0..INPUTS).collect::<Vec<_>>(),
+        "one record per input"
+    );
+    assert!(all.iter().all(|record| record["ok"] == fib(N)));
+}
+
+#[test]
+fn sigint_then_resume_loses_nothing_and_repeats_nothing() {
+    interrupt_then_resume("-INT");
+}
+
+#[test]
+fn sigterm_then_resume_loses_nothing_and_repeats_nothing() {
+    interrupt_then_resume("-TERM");
+}
