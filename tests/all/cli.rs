@@ -79,7 +79,25 @@ fn records_come_in_input_order_and_failures_exit_1() {
             .contains("panicked at")
     );
     assert_eq!(records[3]["error"]["exit_code"], 1);
+    assert!(
+        records
+            .iter()
+            .all(|record| record.get("attempts").is_none())
+    );
     assert!(stderr(&output).contains("5 tasks: 2 ok, 3 failed"));
+}
+
+#[test]
+fn records_count_the_attempts_of_retried_tasks() {
+    let output = run(
+        &guest("trap-zoo"),
+        &["--retries", "2", "--inputs", r#"["unreachable", "ok"]"#],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let records = records(&output.stdout);
+    assert_eq!(records[0]["error"]["kind"], "trap");
+    assert_eq!(records[0]["attempts"], 3);
+    assert!(records[1].get("attempts").is_none());
 }
 
 #[test]

@@ -94,6 +94,23 @@ fn fuel_is_a_deterministic_cpu_budget() {
 }
 
 #[test]
+fn the_wasm_stack_limit_is_the_pools_to_choose() {
+    let deep = |max_stack: usize| {
+        let pool = Pool::builder()
+            .workers(1)
+            .max_stack(max_stack)
+            .build()
+            .unwrap();
+        let zoo = pool.load(guest("trap-zoo")).unwrap();
+        pool.submit(&zoo, "\"deep\"").unwrap().wait()
+    };
+    let error = deep(64 << 10).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::StackOverflow);
+    let output = deep(8 << 20).unwrap();
+    assert!(output.json::<String>().is_ok());
+}
+
+#[test]
 fn retries_rerun_traps_but_not_guest_errors() {
     let pool = Pool::builder().workers(2).retries(2).build().unwrap();
     let zoo = pool.load(guest("trap-zoo")).unwrap();

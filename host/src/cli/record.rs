@@ -23,6 +23,9 @@ pub(crate) struct Record {
     pub(crate) stderr_truncated: bool,
     pub(crate) duration_ms: f64,
     pub(crate) worker: Option<usize>,
+    /// How many runs the task took, when retries ran it more than once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) attempts: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -46,7 +49,7 @@ impl Record {
         input: Value,
         result: &TaskResult,
     ) -> Record {
-        let (ok, error, stdout, stderr, duration, worker) = match result {
+        let (ok, error, stdout, stderr, duration, worker, attempts) = match result {
             Ok(output) => (
                 Some(output_value(output.value())),
                 None,
@@ -54,6 +57,7 @@ impl Record {
                 output.stderr(),
                 output.duration(),
                 Some(output.worker()),
+                output.attempts(),
             ),
             Err(failure) => (
                 None,
@@ -67,6 +71,7 @@ impl Record {
                 failure.stderr(),
                 failure.duration(),
                 failure.worker(),
+                failure.attempts(),
             ),
         };
         Record {
@@ -81,6 +86,7 @@ impl Record {
             stderr_truncated: stderr.is_truncated(),
             duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
             worker,
+            attempts: (attempts > 1).then_some(attempts),
         }
     }
 
@@ -108,6 +114,7 @@ impl Record {
             stderr_truncated: false,
             duration_ms: 0.0,
             worker: None,
+            attempts: None,
         }
     }
 

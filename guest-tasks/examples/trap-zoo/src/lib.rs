@@ -12,6 +12,7 @@
 //! | `"error"`        | returns `Err`                              | `guest-error`    |
 //! | `"loop"`         | never returns                              | (needs a timeout) |
 //! | `"memory-bomb"`  | allocates until allocation fails           | (needs a memory cap) |
+//! | `"deep"`         | recursion 20,000 calls deep, then returns  | `stack-overflow` on the default 512 KiB stack; fine on 8 MiB |
 //! | `"chatty"`       | prints about 3 MB to stdout, returns `"ok"` | (success, output truncated) |
 
 use std::hint::black_box;
@@ -30,6 +31,7 @@ fn fault(name: String) -> Result<String, String> {
         }
         "abort" => std::process::abort(),
         "stack-overflow" => Ok(recurse(0).to_string()),
+        "deep" => Ok(recurse_to(20_000).to_string()),
         "exit" => std::process::exit(3),
         "error" => Err("the task returned an error on purpose".to_string()),
         "loop" => {
@@ -62,6 +64,14 @@ fn recurse(depth: u64) -> u64 {
         return 0;
     }
     1 + recurse(depth + 1).wrapping_mul(black_box(3))
+}
+
+/// Like [`recurse`], but stops at `depth`.
+fn recurse_to(depth: u64) -> u64 {
+    if black_box(depth) == 0 {
+        return 0;
+    }
+    1 + recurse_to(depth - 1).wrapping_mul(black_box(3))
 }
 
 wasmpool_guest::try_task!(fault);
