@@ -47,6 +47,7 @@
 
 mod capture;
 mod error;
+mod execute;
 mod handle;
 mod input;
 mod limits;

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
+use crate::execute::{self, Placement, TaskState};
 use crate::handle::{Listener, Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
-use crate::sandbox::{self, EngineOptions, Placement, Runtime, Settings, TaskPre, TaskState};
+use crate::sandbox::{EngineOptions, Runtime, Settings, TaskPre};
 use crate::task::{Task, TaskResult};
 use crate::workers::{Job, Workers};
 
@@ -35,6 +36,7 @@ pub struct PoolBuilder {
     limits: Limits,
     grants: Grants,
     seed: Option<u64>,
+    reuse: u32,
 }
 
 impl PoolBuilder {
@@ -132,6 +134,19 @@ impl PoolBuilder {
         self
     }
 
+    /// Lets a worker run up to `runs` tasks in one instance of a component
+    /// before it makes a fresh one (default 1: a fresh instance per task).
+    ///
+    /// Only for tasks known to keep no state between calls: whatever one
+    /// task leaves in the instance's memory or globals, the next one sees.
+    /// An instance that trapped or was stopped is never reused. A seeded run
+    /// reseeds the random source for each task, so results still depend on
+    /// (seed, key) alone.
+    pub fn reuse_instances(mut self, runs: u32) -> PoolBuilder {
+        self.reuse = runs.max(1);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Result<Pool, BuildError> {
         let workers = match self.workers {
@@ -158,6 +173,7 @@ impl PoolBuilder {
         let runtime = Runtime::new(&EngineOptions {
             fuel: self.limits.fuel.is_some(),
             max_stack: self.max_stack,
+            concurrency: u32::try_from(workers).unwrap_or(u32::MAX),
         })?;
         let threads = Workers::spawn(workers, WORKER_STACK)
             .map_err(|error| BuildError::new(format!("cannot start a worker thread: {error}")))?;
@@ -169,6 +185,7 @@ impl PoolBuilder {
                 grants: self.grants,
                 seed: self.seed,
                 abort: AtomicBool::new(false),
+                reuse: self.reuse,
             }),
             limits: self.limits,
             window,
@@ -204,6 +221,7 @@ impl Pool {
             limits: Limits::default(),
             grants: Grants::default(),
             seed: None,
+            reuse: 1,
         }
     }
 
@@ -333,7 +351,7 @@ impl Pool {
 
 /// Runs a task, and again after a retryable failure while its limits allow.
 fn run_with_retries(
-    pre: &TaskPre<TaskState>,
+    pre: &Arc<TaskPre<TaskState>>,
     input: &[u8],
     settings: &Arc<Settings>,
     limits: &Limits,
@@ -342,7 +360,7 @@ fn run_with_retries(
 ) -> TaskResult {
     let mut attempts = 1;
     loop {
-        let result = sandbox::run(pre, input, settings, limits, placement, Arc::clone(&slot));
+        let result = execute::run(pre, input, settings, limits, placement, Arc::clone(&slot));
         let retry = match &result {
             Err(error) => {
                 error.kind().is_retryable()

@@ -2,8 +2,11 @@
 //! seeded from (S, k) alone, so a run repeats exactly whatever the worker
 //! count or the order in which tasks happen to run.
 
-use rand::SeedableRng;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng, TryRng};
 
 /// SplitMix64's finaliser: a bijective mix, so distinct inputs never share
 /// an output.
@@ -26,6 +29,63 @@ pub(crate) fn derive_u128(task_seed: u64) -> u128 {
 /// One of a task's random streams.
 pub(crate) fn rng(task_seed: u64, stream: u64) -> StdRng {
     StdRng::seed_from_u64(mix(task_seed ^ stream.wrapping_mul(0xd6e8_feb8_6659_fd93)))
+}
+
+/// A random stream whose state the host can reseed between tasks: a kept
+/// instance's WASI context is built once, its seed changes with each task.
+#[derive(Clone)]
+pub(crate) struct SharedRng(Arc<Mutex<StdRng>>);
+
+impl SharedRng {
+    fn reseed(&self, rng: StdRng) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = rng;
+    }
+
+    fn with<T>(&mut self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
+        draw(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl TryRng for SharedRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.with(|rng| rng.next_u32()))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.with(|rng| rng.next_u64()))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.with(|rng| rng.fill_bytes(dst));
+        Ok(())
+    }
+}
+
+/// The random sources of a seeded run's task.
+pub(crate) struct TaskRngs {
+    pub(crate) secure: SharedRng,
+    pub(crate) insecure: SharedRng,
+    /// WASI's insecure seed is fixed per instance; it derives from the run.
+    pub(crate) insecure_seed: u128,
+}
+
+impl TaskRngs {
+    pub(crate) fn new(run_seed: u64) -> TaskRngs {
+        let shared = || SharedRng(Arc::new(Mutex::new(rng(run_seed, 0))));
+        TaskRngs {
+            secure: shared(),
+            insecure: shared(),
+            insecure_seed: derive_u128(mix(run_seed)),
+        }
+    }
+
+    /// Points both streams at task `task_seed`'s sequences.
+    pub(crate) fn reseed(&self, task_seed: u64) {
+        self.secure.reseed(rng(task_seed, 0));
+        self.insecure.reseed(rng(task_seed, 1));
+    }
 }
 
 #[cfg(test)]

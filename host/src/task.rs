@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::capture::Captured;
 use crate::error::TaskError;
-use crate::sandbox::{TaskPre, TaskState};
+use crate::execute::TaskState;
+use crate::sandbox::TaskPre;
 
 /// What a task run ends with: its output, or how it failed.
 pub type TaskResult = Result<TaskOutput, TaskError>;

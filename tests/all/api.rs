@@ -85,6 +85,70 @@ fn no_state_survives_from_one_task_to_the_next() {
 }
 
 #[test]
+fn instance_reuse_runs_up_to_k_tasks_per_instance() {
+    let pool = Pool::builder()
+        .workers(1)
+        .reuse_instances(3)
+        .build()
+        .unwrap();
+    let task = pool.load(guest("counter")).unwrap();
+    let counts: Vec<u64> = pool
+        .map(&task, std::iter::repeat_n("null", 7))
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2, 3, 1, 2, 3, 1]);
+}
+
+#[test]
+fn a_trapped_instance_is_never_reused() {
+    let pool = Pool::builder()
+        .workers(1)
+        .reuse_instances(100)
+        .build()
+        .unwrap();
+    let counter = pool.load(guest("counter")).unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let count = |pool: &Pool| -> u64 {
+        pool.submit(&counter, "null")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(count(&pool), 1);
+    assert_eq!(count(&pool), 2);
+    // Another component takes the worker's instance slot: a fresh counter.
+    assert!(pool.submit(&zoo, "\"ok\"").unwrap().wait().is_ok());
+    assert!(
+        pool.submit(&zoo, "\"unreachable\"")
+            .unwrap()
+            .wait()
+            .is_err()
+    );
+    assert_eq!(count(&pool), 1);
+}
+
+#[test]
+fn seeded_random_draws_do_not_depend_on_reuse() {
+    let draws = |reuse: u32, workers: usize| -> Vec<serde_json::Value> {
+        let pool = Pool::builder()
+            .workers(workers)
+            .seed(7)
+            .reuse_instances(reuse)
+            .build()
+            .unwrap();
+        let probe = pool.load(guest("sandbox-probe")).unwrap();
+        pool.map(&probe, std::iter::repeat_n(r#"{"op": "random"}"#, 20))
+            .map(|result| result.unwrap().json().unwrap())
+            .collect()
+    };
+    let fresh = draws(1, 2);
+    assert_eq!(draws(8, 1), fresh);
+    assert_eq!(draws(8, 2), fresh);
+}
+
+#[test]
 fn handles_wait_report_and_finish() {
     let pool = pool(2);
     let task = pool.load(guest("fib")).unwrap();
@@ -191,6 +255,9 @@ fn shutdown_hands_inputs_back_and_cancels_pending() {
     let task = pool.load(guest("fib")).unwrap();
     let running = pool.submit(&task, "33").unwrap();
     let queued: Vec<_> = (0..5).map(|_| pool.submit(&task, "1").unwrap()).collect();
+    while !running.is_running() {
+        std::thread::yield_now();
+    }
     pool.shutdown(true, true);
     assert!(running.wait().is_ok(), "a running task finishes");
     for handle in queued {

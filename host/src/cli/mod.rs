@@ -115,6 +115,12 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
     max_stack: Option<usize>,
 
+    /// Run up to K tasks in one instance before making a fresh one (default 1).
+    /// Only for tasks that keep no state between calls: what one task leaves
+    /// in memory, the next one sees. An instance that failed is never reused.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
+    reuse_instances: u32,
+
     /// Let tasks read the host directory HOST_DIR, seen at GUEST_DIR (default:
     /// the same path). Repeatable. Tasks see no file otherwise.
     #[arg(long, value_name = "HOST_DIR[::GUEST_DIR]", value_parser = units::dir_grant, help_heading = "Sandbox")]

@@ -134,7 +134,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
-    let mut builder = Pool::builder().retries(args.retries);
+    let mut builder = Pool::builder()
+        .retries(args.retries)
+        .reuse_instances(args.reuse_instances);
     if let Some(workers) = args.workers {
         builder = builder.workers(usize::try_from(workers)?);
     }

@@ -1,0 +1,370 @@
+//! Side by side: wasmpool against Python's ProcessPoolExecutor (the
+//! baselines in `../shared/bench/`) and against native Rust, each pair
+//! measured in the same run and reported as a ratio.
+//!
+//! Run from the repository root:
+//!
+//! ```sh
+//! cargo bench --bench compare            # full sizes
+//! WASMPOOL_BENCH_QUICK=1 cargo bench --bench compare   # a tenth of them
+//! ```
+
+#[path = "../tests/all/guests.rs"]
+#[allow(dead_code)]
+mod guests;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wasmpool::{Pool, Task};
+
+use guests::{guest, wasmpool};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    if let Some("--peak-memory-of-map") = args.next().as_deref() {
+        let count = args.next().and_then(|n| n.parse().ok()).expect("a count");
+        peak_memory_of_map(count);
+        return;
+    }
+    let scale = if std::env::var_os("WASMPOOL_BENCH_QUICK").is_some() {
+        10
+    } else {
+        1
+    };
+    let mut table = Table::default();
+    trivial_throughput(&mut table, scale);
+    cpu_bound(&mut table);
+    cli_throughput(&mut table, scale);
+    map_memory(&mut table, scale);
+    seed_scenario(&mut table);
+    table.print();
+}
+
+/// One row: what was measured, against what, and the target.
+struct Row {
+    case: String,
+    measured: String,
+    baseline: String,
+    ratio: Option<f64>,
+    target: String,
+    met: Option<bool>,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn add(&mut self, row: Row) {
+        eprintln!(
+            "  {}: {} vs {} ({})",
+            row.case,
+            row.measured,
+            row.baseline,
+            row.ratio.map_or("-".to_string(), |r| format!("{r:.2}x"))
+        );
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        println!("| case | wasmpool | baseline | ratio | target | met |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        for row in &self.rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                row.case,
+                row.measured,
+                row.baseline,
+                row.ratio.map_or("-".to_string(), |r| format!("{r:.2}x")),
+                row.target,
+                match row.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "-",
+                }
+            );
+        }
+    }
+}
+
+fn pool(workers: usize) -> Pool {
+    Pool::builder().workers(workers).build().expect("a pool")
+}
+
+/// Tasks per second of `map` over `count` inputs.
+fn map_rate(pool: &Pool, task: &Task, inputs: &[String]) -> f64 {
+    // Warm up: first instantiations fault in the pools' memory.
+    for result in pool.map(task, inputs.iter().take(2000)) {
+        result.expect("a warm-up task");
+    }
+    let started = Instant::now();
+    let mut done = 0usize;
+    for result in pool.map(task, inputs) {
+        result.expect("a benchmark task");
+        done += 1;
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+fn trivial_throughput(table: &mut Table, scale: usize) {
+    eprintln!("trivial tasks through the library");
+    let inputs: Vec<String> = (0..200_000 / scale).map(|n| n.to_string()).collect();
+    let two = pool(2);
+    let trivial = two.load(guest("trivial")).unwrap();
+    let rate2 = map_rate(&two, &trivial, &inputs);
+    drop(two);
+    let one = pool(1);
+    let trivial1 = one.load(guest("trivial")).unwrap();
+    let rate1 = map_rate(&one, &trivial1, &inputs);
+    drop(one);
+    table.add(Row {
+        case: "trivial task, fresh instance each, 2 workers (library)".into(),
+        measured: format!("{rate2:.0} tasks/s"),
+        baseline: "200,000 tasks/s".into(),
+        ratio: Some(rate2 / 200_000.0),
+        target: ">= 200,000 tasks/s".into(),
+        met: Some(rate2 >= 200_000.0),
+    });
+    table.add(Row {
+        case: "scaling, trivial: 2 workers / 1 worker".into(),
+        measured: format!("{rate2:.0} / {rate1:.0} tasks/s"),
+        baseline: "1 worker".into(),
+        ratio: Some(rate2 / rate1),
+        target: ">= 1.6x".into(),
+        met: Some(rate2 / rate1 >= 1.6),
+    });
+    match python_rate(&["trivial", &(20_000 / scale).to_string(), "2", "1"]) {
+        Some(ppe) => table.add(Row {
+            case: "trivial task vs ProcessPoolExecutor chunksize=1, 2 workers".into(),
+            measured: format!("{rate2:.0} tasks/s"),
+            baseline: format!("{ppe:.0} tasks/s"),
+            ratio: Some(rate2 / ppe),
+            target: ">= 25x".into(),
+            met: Some(rate2 / ppe >= 25.0),
+        }),
+        None => eprintln!("  (python3 or ../shared/bench missing: no ProcessPoolExecutor row)"),
+    }
+    if let Some(ppe) = python_rate(&["trivial", &(1_000_000 / scale).to_string(), "2", "1000"]) {
+        table.add(Row {
+            case: "trivial task vs ProcessPoolExecutor chunksize=1000 (no isolation)".into(),
+            measured: format!("{rate2:.0} tasks/s"),
+            baseline: format!("{ppe:.0} tasks/s"),
+            ratio: Some(rate2 / ppe),
+            target: "instance reuse: >= 2 M/s and >= 1x".into(),
+            met: None,
+        });
+    }
+}
+
+fn cpu_bound(table: &mut Table) {
+    eprintln!("CPU-bound tasks");
+    const N: u64 = 27;
+    let inputs: Vec<String> = vec![N.to_string(); 200];
+    let two = pool(2);
+    let fib = two.load(guest("fib")).unwrap();
+    let rate2 = map_rate(&two, &fib, &inputs);
+    drop(two);
+    let one = pool(1);
+    let fib1 = one.load(guest("fib")).unwrap();
+    let rate1 = map_rate(&one, &fib1, &inputs);
+    table.add(Row {
+        case: format!("scaling, fib({N}): 2 workers / 1 worker"),
+        measured: format!("{rate2:.1} / {rate1:.1} tasks/s"),
+        baseline: "1 worker".into(),
+        ratio: Some(rate2 / rate1),
+        target: ">= 1.8x".into(),
+        met: Some(rate2 / rate1 >= 1.8),
+    });
+    // The same recursion, native, against one wasm task on one worker.
+    let native = best_of(7, || {
+        black_box(native_fib(black_box(N)));
+    });
+    let wasm = best_of(7, || {
+        let output = one.submit(&fib1, N.to_string()).unwrap().wait().unwrap();
+        black_box(output);
+    });
+    table.add(Row {
+        case: format!("fib({N}) in wasm vs the same Rust native"),
+        measured: format!("{:.2} ms", wasm.as_secs_f64() * 1e3),
+        baseline: format!("{:.2} ms native", native.as_secs_f64() * 1e3),
+        ratio: Some(wasm.as_secs_f64() / native.as_secs_f64()),
+        target: "<= 1.3x".into(),
+        met: Some(wasm.as_secs_f64() / native.as_secs_f64() <= 1.3),
+    });
+}
+
+fn native_fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        native_fib(n - 1) + native_fib(n - 2)
+    }
+}
+
+fn best_of(runs: usize, mut work: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            work();
+            started.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+fn cli_throughput(table: &mut Table, scale: usize) {
+    eprintln!("the CLI, JSONL in and out");
+    let count = 100_000 / scale;
+    let dir = bench_dir();
+    let inputs = dir.join("trivial.jsonl");
+    let lines: String = (0..count).map(|n| format!("{n}\n")).collect();
+    std::fs::write(&inputs, lines).unwrap();
+    let output = dir.join("trivial-out.jsonl");
+    let started = Instant::now();
+    let status = wasmpool()
+        .args(["run", "-q", "-j", "2", "--input-file"])
+        .arg(&inputs)
+        .arg("--output")
+        .arg(&output)
+        .arg(guest("trivial"))
+        .status()
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    let rate = count as f64 / seconds;
+    if let Some(ppe) = python_rate(&["trivial", &(20_000 / scale).to_string(), "2", "1"]) {
+        table.add(Row {
+            case: format!("CLI, {count} trivial inputs (JSONL in and out, compile included)"),
+            measured: format!("{rate:.0} tasks/s"),
+            baseline: format!("{ppe:.0} tasks/s (PPE chunksize=1)"),
+            ratio: Some(rate / ppe),
+            target: ">= 20x".into(),
+            met: Some(rate / ppe >= 20.0),
+        });
+    }
+}
+
+fn map_memory(table: &mut Table, scale: usize) {
+    eprintln!("peak memory of map over a long iterator");
+    let small = peak_memory_in_child(100_000 / scale);
+    let large = peak_memory_in_child(1_000_000 / scale);
+    table.add(Row {
+        case: format!(
+            "peak memory, map over {} vs {} inputs",
+            1_000_000 / scale,
+            100_000 / scale
+        ),
+        measured: format!("{:.1} MiB", large as f64 / 1048576.0),
+        baseline: format!("{:.1} MiB", small as f64 / 1048576.0),
+        ratio: Some(large as f64 / small as f64),
+        target: "< 100 MiB, flat".into(),
+        met: Some(large < 100 << 20 && (large as f64) < small as f64 * 1.1),
+    });
+}
+
+fn peak_memory_in_child(count: usize) -> u64 {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--peak-memory-of-map", &count.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// In a child: maps the trivial task over `count` inputs made on the fly,
+/// then prints the process's peak resident memory in bytes.
+fn peak_memory_of_map(count: usize) {
+    let pool = pool(2);
+    let trivial = pool.load(guest("trivial")).unwrap();
+    let mut sum = 0i64;
+    for result in pool.map(&trivial, (0..count).map(|n| n.to_string())) {
+        sum += result.unwrap().json::<i64>().unwrap();
+    }
+    black_box(sum);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    println!("{}", kib * 1024);
+}
+
+fn seed_scenario(table: &mut Table) {
+    eprintln!("the seed scenario, 4 x 2 s sleeps on 2 workers, through the CLI");
+    let wasm = guest("really-hard-task");
+    // A fresh copy: no cached compilation, so compile time counts.
+    let copy = bench_dir().join("really_hard_task.wasm");
+    std::fs::copy(&wasm, &copy).unwrap();
+    let started = Instant::now();
+    let status = wasmpool()
+        .args([
+            "run",
+            "-q",
+            "-j",
+            "2",
+            "--inputs",
+            "[3, 5, 10, 15]",
+            "--output",
+            "/dev/null",
+        ])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    let python = python_seconds(&["seed"]);
+    table.add(Row {
+        case: "seed scenario wall time, compile included".into(),
+        measured: format!("{seconds:.2} s"),
+        baseline: python.map_or("-".into(), |s| format!("{s:.2} s (PPE, which then breaks)")),
+        ratio: python.map(|python| seconds / python),
+        target: "< 4.1 s".into(),
+        met: Some(seconds < 4.1),
+    });
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn baseline_script() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/ppe_baseline.py");
+    script.is_file().then_some(script)
+}
+
+/// Runs the Python baseline and returns the value of `key` from its line.
+fn python_value(args: &[&str], key: &str) -> Option<f64> {
+    let output = Command::new("python3")
+        .arg(baseline_script()?)
+        .args(args)
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last()?;
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+}
+
+fn python_rate(args: &[&str]) -> Option<f64> {
+    python_value(args, "tasks_per_s")
+}
+
+fn python_seconds(args: &[&str]) -> Option<f64> {
+    python_value(args, "seconds")
+}

@@ -1,0 +1,455 @@
+//! One run of a task: a store under the task's limits and grants, the call
+//! raced against its time-out and cancellation, and the outcome classified.
+//!
+//! By default every task gets a fresh store and instance. With instance
+//! reuse a worker keeps the store and instance of a task that ended well for
+//! the next run of the same component, up to a number of runs.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::capture::CapturePipe;
+use crate::error::{ErrorKind, TaskError};
+use crate::handle::Slot;
+use crate::limits::Limits;
+use crate::sandbox::{Settings, TICK, TaskPre, bindings};
+use crate::seed::{self, TaskRngs};
+use crate::task::{TaskOutput, TaskResult};
+
+/// Why a running task was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    Timeout,
+    Cancelled,
+}
+
+impl fmt::Display for Interruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interruption::Timeout => "the task ran past its time-out",
+            Interruption::Cancelled => "the task was cancelled while it ran",
+        })
+    }
+}
+
+impl std::error::Error for Interruption {}
+
+/// What decides whether a running task must stop.
+#[derive(Clone)]
+struct Watch {
+    slot: Arc<Slot>,
+    settings: Arc<Settings>,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    fn check(&self) -> Option<Interruption> {
+        if self.slot.is_cancel_requested() || self.settings.abort.load(Ordering::Relaxed) {
+            Some(Interruption::Cancelled)
+        } else if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            Some(Interruption::Timeout)
+        } else {
+            None
+        }
+    }
+
+    /// Resolves when the task must stop; it covers a guest blocked in a
+    /// host call, where no epoch check runs.
+    async fn stopped(&self) -> Interruption {
+        loop {
+            if let Some(why) = self.check() {
+                return why;
+            }
+            let mut pause = TICK * 2;
+            if let Some(deadline) = self.deadline {
+                pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// A task given a fuel limit in a pool that does not meter fuel.
+#[derive(Debug)]
+struct FuelNotMetered;
+
+impl fmt::Display for FuelNotMetered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a fuel limit needs a pool that meters fuel (PoolBuilder::fuel, or --fuel)")
+    }
+}
+
+impl std::error::Error for FuelNotMetered {}
+
+/// Memory growth under a limit, remembering a refusal: a guest whose
+/// allocation failed aborts, and the abort alone would not say why.
+struct MemoryGuard {
+    max: Option<usize>,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.max.is_some_and(|max| desired > max) {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The host state of one task's `Store`.
+pub(crate) struct TaskState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The message the guest's panic hook reported, if it panicked.
+    panic: Option<String>,
+    memory: MemoryGuard,
+    watch: Watch,
+}
+
+impl WasiView for TaskState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::wasmpool::task::host::Host for TaskState {
+    fn report_progress(&mut self, fraction: f64) {
+        self.watch.slot.set_progress(fraction);
+    }
+
+    fn report_panic(&mut self, message: String) {
+        self.panic = Some(message);
+    }
+}
+
+thread_local! {
+    /// Each worker drives its task's fibre on a runtime of its own.
+    static WORKER_RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread tokio runtime builds");
+
+    /// The instance this worker keeps for its next task, with reuse on.
+    static KEPT: RefCell<Option<Instance>> = const { RefCell::new(None) };
+}
+
+/// A live store and instance of one component, with its output pipes.
+struct Instance {
+    pre: Arc<TaskPre<TaskState>>,
+    store: Store<TaskState>,
+    task: bindings::Task,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
+    rngs: Option<TaskRngs>,
+    runs: u32,
+}
+
+/// Who runs a task, and the key of its random seed.
+pub(crate) struct Placement {
+    pub(crate) worker: usize,
+    pub(crate) seed_key: u64,
+}
+
+/// Runs one task on `input`.
+pub(crate) fn run(
+    pre: &Arc<TaskPre<TaskState>>,
+    input: &[u8],
+    settings: &Arc<Settings>,
+    limits: &Limits,
+    placement: &Placement,
+    slot: Arc<Slot>,
+) -> TaskResult {
+    WORKER_RUNTIME
+        .with(|runtime| runtime.block_on(run_async(pre, input, settings, limits, placement, slot)))
+}
+
+async fn run_async(
+    pre: &Arc<TaskPre<TaskState>>,
+    input: &[u8],
+    settings: &Arc<Settings>,
+    limits: &Limits,
+    placement: &Placement,
+    slot: Arc<Slot>,
+) -> TaskResult {
+    let started = Instant::now();
+    let watch = Watch {
+        slot,
+        settings: Arc::clone(settings),
+        deadline: limits
+            .timeout
+            .and_then(|timeout| started.checked_add(timeout)),
+    };
+    let kept = if settings.reuse > 1 {
+        KEPT.with(|kept| kept.borrow_mut().take())
+            .filter(|kept| Arc::ptr_eq(&kept.pre, pre) && kept.runs < settings.reuse)
+    } else {
+        None
+    };
+    let instance = match kept {
+        Some(instance) => Ok(instance),
+        None => instantiate(pre, settings, limits, &watch).await,
+    };
+    let mut instance = match instance {
+        Ok(instance) => instance,
+        Err(error) => return Err(ran(error, started, placement.worker)),
+    };
+    let outcome = call(&mut instance, input, settings, limits, placement, &watch).await;
+    let stdout = instance.stdout.take();
+    let stderr = instance.stderr.take();
+    let duration = started.elapsed();
+    let result = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(TaskError::new(ErrorKind::GuestError, message)),
+        Err(error) => Err(classify(&error, instance.store.data(), limits)),
+    };
+    // A trap or a stop leaves an instance in no state to run again.
+    let healthy = match &result {
+        Ok(_) => true,
+        Err(error) => error.kind() == ErrorKind::GuestError,
+    };
+    instance.runs += 1;
+    if healthy && instance.runs < settings.reuse {
+        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+    }
+    match result {
+        Ok(value) => Ok(TaskOutput {
+            value,
+            stdout,
+            stderr,
+            duration,
+            worker: placement.worker,
+            attempts: 1,
+        }),
+        Err(mut error) => {
+            let details = error.details_mut();
+            details.stdout = stdout;
+            details.stderr = stderr;
+            Err(ran(error, started, placement.worker))
+        }
+    }
+}
+
+/// Fills in what every failure of a run carries.
+fn ran(mut error: TaskError, started: Instant, worker: usize) -> TaskError {
+    let details = error.details_mut();
+    details.duration = started.elapsed();
+    details.worker = Some(worker);
+    details.attempts = 1;
+    error
+}
+
+/// A new store and instance: capture pipes, the granted directories and
+/// variables, a seedable random source if the run has a seed.
+async fn instantiate(
+    pre: &Arc<TaskPre<TaskState>>,
+    settings: &Settings,
+    limits: &Limits,
+    watch: &Watch,
+) -> Result<Instance, TaskError> {
+    let stdout = CapturePipe::new(settings.max_output);
+    let stderr = CapturePipe::new(settings.max_output);
+    let rngs = settings.seed.map(TaskRngs::new);
+    let wasi = wasi_context(settings, &stdout, &stderr, rngs.as_ref())?;
+    let state = TaskState {
+        wasi,
+        table: ResourceTable::new(),
+        panic: None,
+        memory: MemoryGuard {
+            max: limits.max_memory,
+            refused: false,
+        },
+        watch: watch.clone(),
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.memory);
+    if let Some(fuel) = limits.fuel {
+        // Instantiation runs the component's start code: it burns fuel too.
+        if store.set_fuel(fuel).is_err() {
+            return Err(classify(
+                &wasmtime::Error::new(FuelNotMetered),
+                store.data(),
+                limits,
+            ));
+        }
+    }
+    store.epoch_deadline_callback(|context| match context.data().watch.check() {
+        Some(why) => Err(why.into()),
+        None => Ok(UpdateDeadline::Continue(1)),
+    });
+    store.set_epoch_deadline(1);
+    match pre.instantiate_async(&mut store).await {
+        Ok(task) => Ok(Instance {
+            pre: Arc::clone(pre),
+            store,
+            task,
+            stdout,
+            stderr,
+            rngs,
+            runs: 0,
+        }),
+        Err(error) => Err(classify(&error, store.data(), limits)),
+    }
+}
+
+fn wasi_context(
+    settings: &Settings,
+    stdout: &CapturePipe,
+    stderr: &CapturePipe,
+    rngs: Option<&TaskRngs>,
+) -> Result<WasiCtx, TaskError> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_blocking_current_thread(true);
+    for (key, value) in &settings.grants.env {
+        wasi.env(key, value);
+    }
+    for dir in &settings.grants.dirs {
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|error| {
+                TaskError::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "cannot open the granted directory {}: {error:#}",
+                        dir.host.display()
+                    ),
+                )
+            })?;
+    }
+    if let Some(rngs) = rngs {
+        wasi.secure_random(rngs.secure.clone())
+            .insecure_random(rngs.insecure.clone())
+            .insecure_random_seed(rngs.insecure_seed);
+    }
+    Ok(wasi.build())
+}
+
+/// Calls `run` once under this task's limits, on a fresh or a kept instance.
+async fn call(
+    instance: &mut Instance,
+    input: &[u8],
+    settings: &Settings,
+    limits: &Limits,
+    placement: &Placement,
+    watch: &Watch,
+) -> wasmtime::Result<Result<Vec<u8>, String>> {
+    let state = instance.store.data_mut();
+    state.watch = watch.clone();
+    state.panic = None;
+    state.memory = MemoryGuard {
+        max: limits.max_memory,
+        refused: false,
+    };
+    if let (Some(rngs), Some(seed)) = (&instance.rngs, settings.seed) {
+        rngs.reseed(seed::derive(seed, placement.seed_key));
+    }
+    if let Some(fuel) = limits.fuel {
+        instance
+            .store
+            .set_fuel(fuel)
+            .map_err(|_| wasmtime::Error::new(FuelNotMetered))?;
+    }
+    instance.store.set_epoch_deadline(1);
+    let run = instance.task.call_run(&mut instance.store, input);
+    tokio::select! {
+        biased;
+        outcome = run => outcome,
+        why = watch.stopped() => Err(why.into()),
+    }
+}
+
+/// Turns what wasmtime returned into the kind a caller matches on.
+fn classify(error: &wasmtime::Error, state: &TaskState, limits: &Limits) -> TaskError {
+    let trap_code = error.downcast_ref::<Trap>().copied();
+    let mut failure = if let Some(misuse) = error.downcast_ref::<FuelNotMetered>() {
+        TaskError::new(ErrorKind::Internal, misuse.to_string())
+    } else if let Some(why) = error.downcast_ref::<Interruption>() {
+        match why {
+            Interruption::Timeout => TaskError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the task ran past its time-out of {:?} and was stopped",
+                    limits.timeout.unwrap_or_default()
+                ),
+            ),
+            Interruption::Cancelled => {
+                TaskError::new(ErrorKind::Cancelled, "the task was cancelled while it ran")
+            }
+        }
+    } else if state.memory.refused {
+        TaskError::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "the task tried to grow its memory past its limit of {} bytes",
+                limits.max_memory.unwrap_or_default()
+            ),
+        )
+    } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        let mut failure = TaskError::new(
+            ErrorKind::Exit,
+            format!(
+                "the task exited with code {} before returning a result",
+                exit.0
+            ),
+        );
+        failure.details_mut().exit_code = Some(exit.0);
+        failure
+    } else {
+        match (trap_code, state.panic.clone()) {
+            (Some(Trap::StackOverflow), _) => TaskError::new(
+                ErrorKind::StackOverflow,
+                "the task ran out of wasm stack (unbounded recursion?)",
+            ),
+            (Some(Trap::OutOfFuel), _) => TaskError::new(
+                ErrorKind::FuelExhausted,
+                format!(
+                    "the task used up its fuel budget of {}",
+                    limits.fuel.unwrap_or_default()
+                ),
+            ),
+            (_, Some(message)) => TaskError::new(ErrorKind::Panic, message),
+            (Some(code), None) => TaskError::new(ErrorKind::Trap, code.to_string()),
+            (None, None) => TaskError::new(ErrorKind::Trap, format!("{error:#}")),
+        }
+    };
+    let details = failure.details_mut();
+    details.trap_code = trap_code;
+    details.backtrace = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|backtrace| backtrace.to_string());
+    failure
+}
