@@ -9,8 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
+use crate::completions::Listener;
 use crate::error::TaskError;
 use crate::task::TaskResult;
 
@@ -21,9 +20,6 @@ const FINISHED: u8 = 2;
 /// No progress reported yet; any NaN would do, this one is never produced
 /// by `f64::clamp`.
 const NO_PROGRESS: u64 = u64::MAX;
-
-/// Where a task's completion is announced: the channel and the tag to send.
-pub(crate) type Listener = (Sender<usize>, usize);
 
 /// The state one submitted task shares between its worker and its handle.
 pub(crate) struct Slot {
@@ -94,9 +90,8 @@ impl Slot {
         if let Some(waker) = waker {
             waker.wake();
         }
-        for (sender, tag) in listeners {
-            // A listener that went away no longer cares.
-            let _ = sender.send(tag);
+        for (completions, tag) in listeners {
+            completions.push(tag);
         }
     }
 
@@ -105,7 +100,7 @@ impl Slot {
         let mut inner = self.lock();
         if self.state.load(Ordering::Acquire) == FINISHED {
             drop(inner);
-            let _ = listener.0.send(listener.1);
+            listener.0.push(listener.1);
         } else {
             inner.listeners.push(listener);
         }

@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod capture;
+mod completions;
 mod error;
 mod execute;
 mod handle;

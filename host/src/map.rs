@@ -1,10 +1,10 @@
 //! `map` and `map_unordered`: run a task over an iterator of inputs with a
 //! bounded number in flight, reading inputs only as results are consumed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
-
+use crate::completions::Completions;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
 use crate::input::Input;
@@ -23,8 +23,9 @@ struct Window<'p, I> {
     in_flight: HashMap<usize, TaskHandle>,
     /// Inputs the pool refused because it was shut down.
     refused: Vec<usize>,
-    sender: Sender<usize>,
-    receiver: Receiver<usize>,
+    completions: Arc<Completions>,
+    /// Announced and not yet handed out, in completion order.
+    finished: VecDeque<usize>,
     on_complete: Option<OnComplete<'p>>,
 }
 
@@ -34,7 +35,6 @@ where
     I::Item: Into<Input>,
 {
     fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
-        let (sender, receiver) = crossbeam_channel::unbounded();
         Window {
             pool,
             task,
@@ -43,8 +43,8 @@ where
             limit,
             in_flight: HashMap::with_capacity(limit),
             refused: Vec::new(),
-            sender,
-            receiver,
+            completions: Completions::new(),
+            finished: VecDeque::new(),
             on_complete: None,
         }
     }
@@ -58,7 +58,7 @@ where
             };
             let index = self.next_index;
             self.next_index += 1;
-            let listener = Some((self.sender.clone(), index));
+            let listener = Some((Arc::clone(&self.completions), index));
             let position = Some(index as u64);
             match self
                 .pool
@@ -85,10 +85,15 @@ where
         } else if self.in_flight.is_empty() {
             return None;
         } else {
+            if self.finished.is_empty() {
+                // Half the window at a time: one wake-up for many tasks.
+                let batch = self.in_flight.len() / 2;
+                self.completions.gather(batch, None, &mut self.finished);
+            }
             let index = self
-                .receiver
-                .recv()
-                .expect("the window holds a sender of its own channel");
+                .finished
+                .pop_front()
+                .expect("a gather without deadline returns a completion");
             let handle = self
                 .in_flight
                 .remove(&index)

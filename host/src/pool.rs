@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::completions::Listener;
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
 use crate::execute::{self, Placement, TaskState};
-use crate::handle::{Listener, Slot, TaskHandle};
+use crate::handle::{Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};

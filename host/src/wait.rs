@@ -1,10 +1,11 @@
 //! Waiting on many handles at once: [`as_completed`] and [`wait`], after
 //! `concurrent.futures`.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
+use crate::completions::Completions;
 use crate::handle::TaskHandle;
 
 /// Yields the given handles as their tasks finish, each already finished.
@@ -21,24 +22,26 @@ use crate::handle::TaskHandle;
 /// # Ok(()) }
 /// ```
 pub fn as_completed(handles: impl IntoIterator<Item = TaskHandle>) -> AsCompleted {
-    let (sender, receiver) = crossbeam_channel::unbounded();
+    let completions = Completions::new();
     let handles: Vec<Option<TaskHandle>> = handles.into_iter().map(Some).collect();
     for (tag, handle) in handles.iter().enumerate() {
         if let Some(handle) = handle {
-            handle.slot().listen((sender.clone(), tag));
+            handle.slot().listen((Arc::clone(&completions), tag));
         }
     }
     AsCompleted {
         left: handles.len(),
         handles,
-        receiver,
+        completions,
+        finished: VecDeque::new(),
     }
 }
 
 /// The iterator of [`as_completed`].
 pub struct AsCompleted {
     handles: Vec<Option<TaskHandle>>,
-    receiver: Receiver<usize>,
+    completions: Arc<Completions>,
+    finished: VecDeque<usize>,
     left: usize,
 }
 
@@ -48,10 +51,11 @@ impl AsCompleted {
         if self.left == 0 {
             return None;
         }
-        let tag = match deadline {
-            None => self.receiver.recv().ok()?,
-            Some(deadline) => self.receiver.recv_deadline(deadline).ok()?,
-        };
+        // One at a time: a caller of as_completed wants each as it comes.
+        if self.finished.is_empty() && !self.completions.gather(1, deadline, &mut self.finished) {
+            return None;
+        }
+        let tag = self.finished.pop_front()?;
         self.left -= 1;
         self.handles[tag].take()
     }
