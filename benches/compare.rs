@@ -9,9 +9,9 @@
 //! WASMPOOL_BENCH_QUICK=1 cargo bench --bench compare   # a tenth of them
 //! ```
 
-#[path = "../tests/all/guests.rs"]
+#[path = "../tests/all/support.rs"]
 #[allow(dead_code)]
-mod guests;
+mod support;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use wasmpool::{Pool, Task};
 
-use guests::{guest, wasmpool};
+use support::{guest, wasmpool};
 
 fn main() {
     let mut args = std::env::args().skip(1);

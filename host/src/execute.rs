@@ -174,32 +174,32 @@ struct Instance {
 }
 
 /// Who runs a task, and the key of its random seed.
+#[derive(Clone, Copy)]
 pub(crate) struct Placement {
     pub(crate) worker: usize,
     pub(crate) seed_key: u64,
 }
 
-/// Runs one task on `input`.
-pub(crate) fn run(
-    pre: &Arc<TaskPre<TaskState>>,
-    input: &[u8],
-    settings: &Arc<Settings>,
-    limits: &Limits,
-    placement: &Placement,
-    slot: Arc<Slot>,
-) -> TaskResult {
-    WORKER_RUNTIME
-        .with(|runtime| runtime.block_on(run_async(pre, input, settings, limits, placement, slot)))
+/// Everything one run of a task needs besides its input.
+pub(crate) struct Attempt<'a> {
+    pub(crate) pre: &'a Arc<TaskPre<TaskState>>,
+    pub(crate) settings: &'a Arc<Settings>,
+    pub(crate) limits: &'a Limits,
+    pub(crate) placement: Placement,
 }
 
-async fn run_async(
-    pre: &Arc<TaskPre<TaskState>>,
-    input: &[u8],
-    settings: &Arc<Settings>,
-    limits: &Limits,
-    placement: &Placement,
-    slot: Arc<Slot>,
-) -> TaskResult {
+/// Runs one task on `input`.
+pub(crate) fn run(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
+    WORKER_RUNTIME.with(|runtime| runtime.block_on(run_async(attempt, input, slot)))
+}
+
+async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
+    let Attempt {
+        pre,
+        settings,
+        limits,
+        placement,
+    } = *attempt;
     let started = Instant::now();
     let watch = Watch {
         slot,
@@ -222,7 +222,7 @@ async fn run_async(
         Ok(instance) => instance,
         Err(error) => return Err(ran(error, started, placement.worker)),
     };
-    let outcome = call(&mut instance, input, settings, limits, placement, &watch).await;
+    let outcome = call(&mut instance, input, settings, limits, &placement, &watch).await;
     let stdout = instance.stdout.take();
     let stderr = instance.stderr.take();
     let duration = started.elapsed();

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use crate::completions::Listener;
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
-use crate::execute::{self, Placement, TaskState};
+use crate::execute::{self, Attempt, Placement};
 use crate::handle::{Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
-use crate::sandbox::{EngineOptions, Runtime, Settings, TaskPre};
+use crate::sandbox::{EngineOptions, Runtime, Settings};
 use crate::task::{Task, TaskResult};
 use crate::workers::{Job, Workers};
 
@@ -294,8 +294,13 @@ impl Pool {
             let seed_key = seed_key.or(position).unwrap_or(id);
             let slot = Arc::clone(&slot);
             Box::new(move |worker, input: &[u8]| {
-                let placement = Placement { worker, seed_key };
-                run_with_retries(&pre, input, &settings, &limits, &placement, slot)
+                let attempt = Attempt {
+                    pre: &pre,
+                    settings: &settings,
+                    limits: &limits,
+                    placement: Placement { worker, seed_key },
+                };
+                run_with_retries(&attempt, input, slot)
             })
         };
         let job = Job {
@@ -351,23 +356,16 @@ impl Pool {
 }
 
 /// Runs a task, and again after a retryable failure while its limits allow.
-fn run_with_retries(
-    pre: &Arc<TaskPre<TaskState>>,
-    input: &[u8],
-    settings: &Arc<Settings>,
-    limits: &Limits,
-    placement: &Placement,
-    slot: Arc<Slot>,
-) -> TaskResult {
+fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
     let mut attempts = 1;
     loop {
-        let result = execute::run(pre, input, settings, limits, placement, Arc::clone(&slot));
+        let result = execute::run(attempt, input, Arc::clone(&slot));
         let retry = match &result {
             Err(error) => {
                 error.kind().is_retryable()
-                    && attempts <= limits.retries
+                    && attempts <= attempt.limits.retries
                     && !slot.is_cancel_requested()
-                    && !settings.abort.load(Ordering::Relaxed)
+                    && !attempt.settings.abort.load(Ordering::Relaxed)
             }
             Ok(_) => false,
         };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmpool::{ErrorKind, LoadErrorKind, Pool, SubmitError, WaitFor};
 
-use crate::guests::{fib, guest};
+use crate::support::{fib, guest};
 
 fn pool(workers: usize) -> Pool {
     Pool::builder().workers(workers).build().unwrap()

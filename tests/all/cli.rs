@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::guests::{guest, wasmpool};
+use crate::support::{assert_refused, guest, tempdir, wasmpool};
 
 fn run(task: &Path, args: &[&str]) -> Output {
     wasmpool()
@@ -25,19 +25,6 @@ fn records(stdout: &[u8]) -> Vec<Value> {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A usage or load error: exit 2, one line naming the problem, no panic.
-fn assert_clean_error(output: &Output, expected: &str) {
-    let stderr = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "expected {expected:?} in {stderr:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
-    assert!(output.stdout.is_empty());
 }
 
 #[test]
@@ -129,7 +116,7 @@ fn unordered_writes_every_record_once() {
 
 #[test]
 fn input_file_and_output_file() {
-    let dir = tempdir();
+    let dir = tempdir("cli");
     let input = dir.join("inputs.jsonl");
     std::fs::write(&input, "10\n\n20\nnot json\n30\n").unwrap();
     let out = dir.join("results.jsonl");
@@ -159,34 +146,34 @@ fn input_file_and_output_file() {
 #[test]
 fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
     let fib = guest("fib");
-    assert_clean_error(
+    assert_refused(
         &run(&fib, &["--inputs", "{\"a\": 1}"]),
         "--inputs must be a JSON array",
     );
-    assert_clean_error(
+    assert_refused(
         &run(&fib, &["--inputs", "[1,"]),
         "--inputs is not valid JSON",
     );
-    assert_clean_error(
+    assert_refused(
         &run(&fib, &["--workers", "0", "--inputs", "[1]"]),
         "--workers",
     );
-    assert_clean_error(&run(&fib, &[]), "--inputs");
-    assert_clean_error(
+    assert_refused(&run(&fib, &[]), "--inputs");
+    assert_refused(
         &run(&fib, &["--input-file", "/nonexistent.jsonl"]),
         "cannot open the input file /nonexistent.jsonl",
     );
-    assert_clean_error(
+    assert_refused(
         &run(Path::new("/nonexistent.wasm"), &["--inputs", "[1]"]),
         "cannot load /nonexistent.wasm",
     );
-    assert_clean_error(
+    assert_refused(
         &run(&guest("word-count"), &["--inputs", "[1]"]),
         "does not export `run`",
     );
-    let not_wasm = tempdir().join("not.wasm");
+    let not_wasm = tempdir("cli").join("not.wasm");
     std::fs::write(&not_wasm, "hello").unwrap();
-    assert_clean_error(
+    assert_refused(
         &run(&not_wasm, &["--inputs", "[1]"]),
         "not a WebAssembly file",
     );
@@ -194,20 +181,10 @@ fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
 
 #[test]
 fn build_fails_cleanly_on_a_directory_without_a_crate() {
-    let output = wasmpool().arg("build").arg(tempdir()).output().unwrap();
-    assert_clean_error(&output, "is not a Rust crate (no Cargo.toml)");
-}
-
-/// A fresh directory under the target dir, removed by nobody: tests leave
-/// their files for a look after a failure.
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    let output = wasmpool()
+        .arg("build")
+        .arg(tempdir("cli"))
+        .output()
+        .unwrap();
+    assert_refused(&output, "is not a Rust crate (no Cargo.toml)");
 }

@@ -1,38 +1,18 @@
 //! Hostile and bad input to the real binary: each gets a one-line error and
 //! a documented exit code, never a panic or a backtrace.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use crate::guests::{guest, wasmpool};
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hostile-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::support::{assert_refused, guest, tempdir, wasmpool};
 
 fn run(task: &Path, args: &[&str]) -> Output {
     wasmpool().arg("run").arg(task).args(args).output().unwrap()
 }
 
-/// Exit 2 with `expected` on stderr, no panic, and nothing on stdout.
-fn assert_refused(output: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "expected {expected:?} in:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("stack backtrace"), "{stderr}");
-    assert!(output.stdout.is_empty());
-}
-
 #[test]
 fn files_that_are_not_tasks() {
-    let dir = tempdir("files");
+    let dir = tempdir("hostile-files");
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -60,7 +40,7 @@ fn files_that_are_not_tasks() {
 
 #[test]
 fn a_guest_crate_that_does_not_compile_shows_the_compilers_error() {
-    let dir = tempdir("broken-crate");
+    let dir = tempdir("hostile-broken-crate");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("Cargo.toml"),
@@ -85,7 +65,7 @@ fn empty_inputs_run_nothing_and_say_so() {
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no inputs: nothing to run"));
-    let empty = tempdir("empty").join("empty.jsonl");
+    let empty = tempdir("hostile-empty").join("empty.jsonl");
     std::fs::write(&empty, "\n\n").unwrap();
     let output = run(&fib, &["--input-file", empty.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));

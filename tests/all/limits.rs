@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmpool::{ErrorKind, Input, Limits, Pool};
 
-use crate::guests::{fib, guest};
+use crate::support::{fib, guest};
 
 #[test]
 fn a_task_past_its_timeout_is_stopped_and_its_worker_goes_on() {

@@ -5,9 +5,9 @@
 mod api;
 mod cli;
 mod faults;
-mod guests;
 mod hostile;
 mod limits;
 mod sandbox;
 mod seed;
 mod signals;
+mod support;

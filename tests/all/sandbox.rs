@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::guests::{guest, wasmpool};
+use crate::support::{guest, wasmpool};
 
 /// Runs the sandbox probe on `probes` through the real CLI.
 fn probe(flags: &[&str], probes: &[Value]) -> Vec<Value> {

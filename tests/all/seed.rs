@@ -2,7 +2,7 @@
 
 use wasmpool::Pool;
 
-use crate::guests::{guest, wasmpool};
+use crate::support::{guest, wasmpool};
 
 fn check_line(stdout: &str, parameter: i64, result: f64) {
     assert_eq!(
@@ -34,7 +34,7 @@ fn the_seed_runs_through_the_library() {
 fn the_seed_runs_through_the_cli() {
     let output = wasmpool()
         .args(["run", "--workers", "2", "--inputs", "[3, 5, 10, 15]"])
-        .arg(crate::guests::example_dir("really-hard-task"))
+        .arg(crate::support::example_dir("really-hard-task"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

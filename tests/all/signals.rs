@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::guests::{fib, guest, wasmpool};
+use crate::support::{fib, guest, wasmpool};
 
 const INPUTS: u64 = 40;
 /// fib(27) is a few hundred thousand calls: 40 of them take a while on two

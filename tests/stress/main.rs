@@ -3,31 +3,19 @@
 //! faulty in every way trap-zoo knows, including endless loops (stopped by a
 //! time-out) and memory bombs (stopped by a cap).
 
-#[path = "../all/guests.rs"]
+#[path = "../all/support.rs"]
 #[allow(dead_code)]
-mod guests;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use wasmpool::{ErrorKind, Pool};
+use wasmpool::Pool;
 
-use guests::{fib, guest};
+use support::{FAULTS, fib, guest};
 
 const TASKS: usize = 10_000;
 const CHUNK: usize = 500;
-
-const FAULTS: [(&str, ErrorKind); 9] = [
-    ("panic", ErrorKind::Panic),
-    ("unreachable", ErrorKind::Trap),
-    ("oob", ErrorKind::Trap),
-    ("abort", ErrorKind::Trap),
-    ("stack-overflow", ErrorKind::StackOverflow),
-    ("exit", ErrorKind::Exit),
-    ("error", ErrorKind::GuestError),
-    ("loop", ErrorKind::Timeout),
-    ("memory-bomb", ErrorKind::MemoryLimit),
-];
 
 /// Resident memory of this process, in bytes.
 fn resident() -> u64 {

@@ -1,0 +1,89 @@
+//! What the tests share: guest components built once per test run by the
+//! real `wasmpool build`, the binary under test, and common checks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The `wasmpool` binary under test.
+pub fn wasmpool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+}
+
+/// The directory of an example guest crate.
+pub fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest-tasks/examples")
+        .join(name)
+}
+
+/// The component built from `guest-tasks/examples/NAME`.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    // One build at a time: they share the guest workspace's target dir.
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let output = wasmpool()
+        .arg("build")
+        .arg(example_dir(name))
+        .output()
+        .expect("run wasmpool build");
+    assert!(
+        output.status.success(),
+        "wasmpool build {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    assert!(path.is_file(), "wasmpool build printed {}", path.display());
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// fib(n), the reference for the fib guest.
+pub fn fib(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a + b);
+    }
+    a
+}
+
+/// The faults of trap-zoo with the kind each must get; the first seven end
+/// on their own, the last two need a time-out and a memory cap.
+pub const FAULTS: [(&str, wasmpool::ErrorKind); 9] = [
+    ("panic", wasmpool::ErrorKind::Panic),
+    ("unreachable", wasmpool::ErrorKind::Trap),
+    ("oob", wasmpool::ErrorKind::Trap),
+    ("abort", wasmpool::ErrorKind::Trap),
+    ("stack-overflow", wasmpool::ErrorKind::StackOverflow),
+    ("exit", wasmpool::ErrorKind::Exit),
+    ("error", wasmpool::ErrorKind::GuestError),
+    ("loop", wasmpool::ErrorKind::Timeout),
+    ("memory-bomb", wasmpool::ErrorKind::MemoryLimit),
+];
+
+/// A fresh directory under cargo's scratch space for tests, left in place
+/// for a look after a failure.
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A refused run: exit 2, `expected` on stderr, no panic or backtrace, and
+/// nothing on stdout.
+pub fn assert_refused(output: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
