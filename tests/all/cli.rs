@@ -188,3 +188,31 @@ fn build_fails_cleanly_on_a_directory_without_a_crate() {
         .unwrap();
     assert_refused(&output, "is not a Rust crate (no Cargo.toml)");
 }
+
+#[test]
+fn on_a_terminal_each_tasks_output_shows_as_it_finishes() {
+    let out = tempdir("cli-tty").join("records.jsonl");
+    let command = format!(
+        "'{}' run '{}' --inputs '[7]' --output '{}'",
+        env!("CARGO_BIN_EXE_wasmpool"),
+        guest("really-hard-task").display(),
+        out.display()
+    );
+    // `script` runs the command on a pseudo-terminal, as a person would.
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1)");
+    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(on_terminal.status.success(), "{shown}");
+    assert!(
+        shown.contains("finished task crunching 7 with result"),
+        "{shown}"
+    );
+    assert!(shown.contains("1 task: 1 ok"), "{shown}");
+
+    // Not on a terminal: the output is in the record only.
+    let piped = run(&guest("really-hard-task"), &["--inputs", "[7]"]);
+    assert!(!stderr(&piped).contains("finished task crunching"));
+    assert!(String::from_utf8_lossy(&piped.stdout).contains("finished task crunching 7"));
+}

@@ -338,14 +338,16 @@ struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tasks = self.ok + self.failed;
         write!(
             f,
-            "wasmpool: {} tasks: {} ok, {} failed in {:.2} s on {} workers",
-            self.ok + self.failed,
+            "wasmpool: {tasks} {}: {} ok, {} failed in {:.2} s on {} {}",
+            plural(tasks, "task"),
             self.ok,
             self.failed,
             self.seconds,
-            self.workers
+            self.workers,
+            plural(self.workers, "worker"),
         )?;
         if !self.failed_by_kind.is_empty() {
             let kinds: Vec<String> = self
@@ -356,6 +358,14 @@ impl std::fmt::Display for Summary {
             write!(f, " ({})", kinds.join(", "))?;
         }
         Ok(())
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        noun.to_string()
+    } else {
+        format!("{noun}s")
     }
 }
 
