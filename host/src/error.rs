@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::capture::Captured;
+use crate::metrics::Metrics;
 
 /// How a task failed. Each kind is also a stable, kebab-case name
 /// ([`ErrorKind::as_str`]) used in the CLI's records.
@@ -95,6 +96,7 @@ pub(crate) struct Details {
     pub(crate) duration: Duration,
     pub(crate) worker: Option<usize>,
     pub(crate) attempts: u32,
+    pub(crate) metrics: Metrics,
 }
 
 impl TaskError {
@@ -110,6 +112,7 @@ impl TaskError {
             duration: Duration::ZERO,
             worker: None,
             attempts: 0,
+            metrics: Metrics::default(),
         };
         TaskError {
             details: Box::new(details),
@@ -177,6 +180,11 @@ impl TaskError {
     /// ran).
     pub fn attempts(&self) -> u32 {
         self.details.attempts
+    }
+
+    /// When the (last) run happened and what it cost, as far as it got.
+    pub fn metrics(&self) -> &Metrics {
+        &self.details.metrics
     }
 }
 

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
@@ -19,6 +19,7 @@ use crate::capture::CapturePipe;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::sandbox::{Settings, TICK, TaskPre, bindings};
 use crate::seed::{self, TaskRngs};
 use crate::task::{TaskOutput, TaskResult};
@@ -96,6 +97,8 @@ impl std::error::Error for FuelNotMetered {}
 struct MemoryGuard {
     max: Option<usize>,
     refused: bool,
+    /// The largest size granted, for the task's metrics.
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryGuard {
@@ -109,6 +112,7 @@ impl ResourceLimiter for MemoryGuard {
             self.refused = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -218,14 +222,25 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         Some(instance) => Ok(instance),
         None => instantiate(pre, settings, limits, &watch).await,
     };
+    let mut metrics = Metrics {
+        started: Some(started),
+        instantiate: started.elapsed(),
+        ..Metrics::default()
+    };
     let mut instance = match instance {
         Ok(instance) => instance,
-        Err(error) => return Err(ran(error, started, placement.worker)),
+        Err(error) => return Err(ran(error, metrics, placement.worker)),
     };
     let outcome = call(&mut instance, input, settings, limits, &placement, &watch).await;
     let stdout = instance.stdout.take();
     let stderr = instance.stderr.take();
     let duration = started.elapsed();
+    metrics.run = duration.saturating_sub(metrics.instantiate);
+    metrics.peak_memory = instance.store.data().memory.peak;
+    metrics.fuel_consumed = limits.fuel.and_then(|budget| {
+        let left = instance.store.get_fuel().ok()?;
+        Some(budget.saturating_sub(left))
+    });
     let result = match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(TaskError::new(ErrorKind::GuestError, message)),
@@ -248,20 +263,24 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
             duration,
             worker: placement.worker,
             attempts: 1,
+            metrics,
         }),
         Err(mut error) => {
             let details = error.details_mut();
             details.stdout = stdout;
             details.stderr = stderr;
-            Err(ran(error, started, placement.worker))
+            Err(ran(error, metrics, placement.worker))
         }
     }
 }
 
 /// Fills in what every failure of a run carries.
-fn ran(mut error: TaskError, started: Instant, worker: usize) -> TaskError {
+fn ran(mut error: TaskError, metrics: Metrics, worker: usize) -> TaskError {
     let details = error.details_mut();
-    details.duration = started.elapsed();
+    details.duration = metrics
+        .started
+        .map_or(Duration::ZERO, |started| started.elapsed());
+    details.metrics = metrics;
     details.worker = Some(worker);
     details.attempts = 1;
     error
@@ -286,6 +305,7 @@ async fn instantiate(
         memory: MemoryGuard {
             max: limits.max_memory,
             refused: false,
+            peak: 0,
         },
         watch: watch.clone(),
     };
@@ -370,10 +390,9 @@ async fn call(
     let state = instance.store.data_mut();
     state.watch = watch.clone();
     state.panic = None;
-    state.memory = MemoryGuard {
-        max: limits.max_memory,
-        refused: false,
-    };
+    // A kept instance's memory stays as big as it grew: its peak carries on.
+    state.memory.max = limits.max_memory;
+    state.memory.refused = false;
     if let (Some(rngs), Some(seed)) = (&instance.rngs, settings.seed) {
         rngs.reseed(seed::derive(seed, placement.seed_key));
     }

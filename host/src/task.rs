@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::capture::Captured;
 use crate::error::TaskError;
 use crate::execute::TaskState;
+use crate::metrics::Metrics;
 use crate::sandbox::TaskPre;
 
 /// What a task run ends with: its output, or how it failed.
@@ -53,6 +54,7 @@ pub struct TaskOutput {
     pub(crate) duration: Duration,
     pub(crate) worker: usize,
     pub(crate) attempts: u32,
+    pub(crate) metrics: Metrics,
 }
 
 impl TaskOutput {
@@ -95,5 +97,10 @@ impl TaskOutput {
     /// How many times the task ran: 1, or more after retries.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// When the (last) run happened and what it cost.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

@@ -66,11 +66,7 @@ fn records_come_in_input_order_and_failures_exit_1() {
             .contains("panicked at")
     );
     assert_eq!(records[3]["error"]["exit_code"], 1);
-    assert!(
-        records
-            .iter()
-            .all(|record| record.get("attempts").is_none())
-    );
+    assert!(records.iter().all(|record| record["attempts"] == 1));
     assert!(stderr(&output).contains("5 tasks: 2 ok, 3 failed"));
 }
 
@@ -84,7 +80,7 @@ fn records_count_the_attempts_of_retried_tasks() {
     let records = records(&output.stdout);
     assert_eq!(records[0]["error"]["kind"], "trap");
     assert_eq!(records[0]["attempts"], 3);
-    assert!(records[1].get("attempts").is_none());
+    assert_eq!(records[1]["attempts"], 1);
 }
 
 #[test]
@@ -215,4 +211,42 @@ fn on_a_terminal_each_tasks_output_shows_as_it_finishes() {
     let piped = run(&guest("really-hard-task"), &["--inputs", "[7]"]);
     assert!(!stderr(&piped).contains("finished task crunching"));
     assert!(String::from_utf8_lossy(&piped.stdout).contains("finished task crunching 7"));
+}
+
+#[test]
+fn records_carry_each_tasks_metrics() {
+    let fib = guest("fib");
+    let run_fib = || {
+        let output = run(
+            &fib,
+            &["-j", "2", "--fuel", "100000000", "--inputs", "[15, 24, 1]"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        records(&output.stdout)
+    };
+    let first = run_fib();
+    for record in &first {
+        let number = |key: &str| {
+            record[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key}: {record}"))
+        };
+        assert!(number("start_ms") <= number("end_ms"), "{record}");
+        let parts = number("instantiate_ms") + number("run_ms");
+        assert!((parts - number("duration_ms")).abs() < 0.01, "{record}");
+        assert!(number("peak_memory") >= 65536.0, "{record}");
+        assert!(number("fuel_consumed") > 0.0, "{record}");
+    }
+    // fib(24) does more work than fib(15); fuel counts it exactly.
+    assert!(first[1]["fuel_consumed"].as_u64() > first[0]["fuel_consumed"].as_u64());
+    let fuel = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|record| record["fuel_consumed"].clone())
+            .collect()
+    };
+    assert_eq!(fuel(&first), fuel(&run_fib()), "the same fuel every run");
+    // Without --fuel there is no fuel to report.
+    let unmetered = run(&fib, &["--inputs", "[3]"]);
+    assert!(records(&unmetered.stdout)[0].get("fuel_consumed").is_none());
 }

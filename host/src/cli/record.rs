@@ -1,5 +1,7 @@
 //! The JSON record written for each input.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use serde_json::Value;
 use wasmpool::{Captured, TaskResult};
@@ -23,9 +25,18 @@ pub(crate) struct Record {
     pub(crate) stderr_truncated: bool,
     pub(crate) duration_ms: f64,
     pub(crate) worker: Option<usize>,
-    /// How many runs the task took, when retries ran it more than once.
+    /// How many runs the task took (0 for one that never ran).
+    pub(crate) attempts: u32,
+    /// When the task's (last) run started and ended, from the run's start.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) attempts: Option<u32>,
+    pub(crate) start_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) end_ms: Option<f64>,
+    pub(crate) instantiate_ms: f64,
+    pub(crate) run_ms: f64,
+    pub(crate) peak_memory: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fuel_consumed: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -48,8 +59,9 @@ impl Record {
         line: Option<usize>,
         input: Value,
         result: &TaskResult,
+        run_started: Instant,
     ) -> Record {
-        let (ok, error, stdout, stderr, duration, worker, attempts) = match result {
+        let (ok, error, stdout, stderr, duration, worker, attempts, metrics) = match result {
             Ok(output) => (
                 Some(output_value(output.value())),
                 None,
@@ -58,6 +70,7 @@ impl Record {
                 output.duration(),
                 Some(output.worker()),
                 output.attempts(),
+                output.metrics(),
             ),
             Err(failure) => (
                 None,
@@ -72,6 +85,7 @@ impl Record {
                 failure.duration(),
                 failure.worker(),
                 failure.attempts(),
+                failure.metrics(),
             ),
         };
         Record {
@@ -84,9 +98,19 @@ impl Record {
             stderr: text(stderr),
             stdout_truncated: stdout.is_truncated(),
             stderr_truncated: stderr.is_truncated(),
-            duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms: millis(duration),
             worker,
-            attempts: (attempts > 1).then_some(attempts),
+            attempts,
+            start_ms: metrics
+                .started
+                .map(|started| millis(started.saturating_duration_since(run_started))),
+            end_ms: metrics
+                .started
+                .map(|started| millis(started.saturating_duration_since(run_started) + duration)),
+            instantiate_ms: millis(metrics.instantiate),
+            run_ms: millis(metrics.run),
+            peak_memory: metrics.peak_memory,
+            fuel_consumed: metrics.fuel_consumed,
         }
     }
 
@@ -114,7 +138,13 @@ impl Record {
             stderr_truncated: false,
             duration_ms: 0.0,
             worker: None,
-            attempts: None,
+            attempts: 0,
+            start_ms: None,
+            end_ms: None,
+            instantiate_ms: 0.0,
+            run_ms: 0.0,
+            peak_memory: 0,
+            fuel_consumed: None,
         }
     }
 
@@ -128,6 +158,11 @@ impl Record {
 fn output_value(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Milliseconds, to the microsecond.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 fn text(captured: &Captured) -> String {

@@ -24,8 +24,9 @@ const GRACE: Duration = Duration::from_secs(2);
 
 /// What the input reader hands to the record writer: where each queued
 /// input came from, and the inputs that could not be used.
-#[derive(Default)]
 struct Ledger {
+    /// The run's start, which records' times count from.
+    started: Instant,
     /// By the position among the inputs given to the pool.
     queued: HashMap<usize, (usize, Option<usize>, Value)>,
     /// Inputs that never reach the pool, in input order.
@@ -70,8 +71,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let echo = !args.quiet && io::stderr().is_terminal();
     let started = Instant::now();
     let ledger = RefCell::new(Ledger {
+        started,
+        queued: HashMap::new(),
+        invalid: VecDeque::new(),
+        next_queued: 0,
         recorded,
-        ..Ledger::default()
+        skipped: 0,
+        seen: 0,
     });
     let interrupted = AtomicBool::new(false);
     let mut signals =
@@ -257,7 +263,7 @@ impl Ledger {
             .queued
             .remove(&position)
             .expect("every result comes from a queued input");
-        Record::of_result(index, line, input, result)
+        Record::of_result(index, line, input, result, self.started)
     }
 }
 
