@@ -39,6 +39,20 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Panic,
+        ErrorKind::Trap,
+        ErrorKind::StackOverflow,
+        ErrorKind::Exit,
+        ErrorKind::GuestError,
+        ErrorKind::Timeout,
+        ErrorKind::MemoryLimit,
+        ErrorKind::FuelExhausted,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+
     /// The kind's name as the CLI writes it: `panic`, `trap`,
     /// `stack-overflow`, `exit`, `guest-error`, `timeout`, `memory-limit`,
     /// `fuel-exhausted`, `cancelled`, `internal`.

@@ -57,6 +57,7 @@ mod metrics;
 mod pool;
 mod sandbox;
 mod seed;
+mod stats;
 mod task;
 mod wait;
 mod workers;
@@ -69,6 +70,7 @@ pub use limits::Limits;
 pub use map::{Map, MapUnordered};
 pub use metrics::Metrics;
 pub use pool::{Pool, PoolBuilder};
+pub use stats::Stats;
 pub use task::{Task, TaskOutput, TaskResult};
 pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.

@@ -15,6 +15,7 @@ use crate::input::Input;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
 use crate::sandbox::{EngineOptions, Runtime, Settings};
+use crate::stats::Stats;
 use crate::task::{Task, TaskResult};
 use crate::workers::{Job, Workers};
 
@@ -234,6 +235,12 @@ impl Pool {
     /// The number of worker threads.
     pub fn workers(&self) -> usize {
         self.threads.count()
+    }
+
+    /// The pool's counters now: submitted, queued, running, finished, failed
+    /// by kind, and each worker's busy time. Cheap enough to poll.
+    pub fn stats(&self) -> Stats {
+        self.threads.stats()
     }
 
     /// The default limits of this pool's tasks.

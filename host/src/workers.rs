@@ -9,8 +9,11 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use std::time::Instant;
+
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
+use crate::stats::{Counters, Stats};
 use crate::task::TaskResult;
 
 /// The work of one task, given the index of the worker that runs it and
@@ -32,6 +35,7 @@ pub(crate) struct Workers {
     receiver: Receiver<Job>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     count: usize,
+    counters: Arc<Counters>,
 }
 
 impl Workers {
@@ -42,13 +46,15 @@ impl Workers {
             receiver,
             threads: Mutex::new(Vec::with_capacity(count)),
             count,
+            counters: Arc::new(Counters::new(count)),
         };
         for index in 0..count {
             let receiver = workers.receiver.clone();
+            let counters = Arc::clone(&workers.counters);
             let thread = thread::Builder::new()
                 .name(format!("wasmpool-worker-{index}"))
                 .stack_size(stack_size)
-                .spawn(move || work_loop(index, receiver));
+                .spawn(move || work_loop(index, &receiver, &counters));
             match thread {
                 Ok(thread) => lock(&workers.threads).push(thread),
                 Err(error) => {
@@ -67,9 +73,17 @@ impl Workers {
     /// Queues a job; hands it back if the pool is shut down.
     pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
         match lock(&self.sender).as_ref() {
-            Some(sender) => sender.send(job).map_err(|error| error.0),
+            Some(sender) => {
+                sender.send(job).map_err(|error| error.0)?;
+                self.counters.submitted();
+                Ok(())
+            }
             None => Err(job),
         }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters.snapshot()
     }
 
     /// Stops taking jobs. Queued jobs still run unless `cancel_pending`;
@@ -80,6 +94,7 @@ impl Workers {
         if cancel_pending {
             for job in self.receiver.try_iter() {
                 job.slot.cancel();
+                self.counters.skipped();
             }
         }
         if wait {
@@ -98,13 +113,17 @@ impl Drop for Workers {
     }
 }
 
-fn work_loop(index: usize, receiver: Receiver<Job>) {
+fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
     for job in receiver {
         if !job.slot.start() {
-            continue; // cancelled while queued
+            counters.skipped(); // cancelled while queued
+            continue;
         }
+        counters.started();
+        let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| (job.work)(index, &job.input)))
             .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())));
+        counters.completed(index, started.elapsed(), &result);
         job.slot.finish(result);
     }
 }

@@ -313,3 +313,36 @@ fn a_file_that_is_not_a_task_gets_an_error_naming_what_is_wrong() {
             .starts_with("cannot load /nonexistent/task.wasm: ")
     );
 }
+
+#[test]
+fn stats_count_what_the_pool_did() {
+    let pool = pool(1);
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    assert_eq!(pool.stats().submitted, 0);
+
+    // One task runs forever until cancelled, one waits behind it.
+    let looping = pool.submit(&zoo, "\"loop\"").unwrap();
+    let waiting = pool.submit(&zoo, "\"ok\"").unwrap();
+    while !looping.is_running() {
+        std::thread::yield_now();
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.submitted, stats.running, stats.queued), (2, 1, 1));
+    assert!(looping.cancel());
+    assert!(looping.wait().is_err());
+    assert!(waiting.wait().is_ok());
+
+    let faults = ["\"panic\"", "\"panic\"", "\"error\"", "\"ok\""];
+    for result in pool.map(&zoo, faults) {
+        let _ = result;
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.submitted, 6);
+    assert_eq!(stats.finished, 6);
+    assert_eq!((stats.queued, stats.running), (0, 0));
+    assert_eq!(stats.failed.get(&ErrorKind::Panic), Some(&2));
+    assert_eq!(stats.failed.get(&ErrorKind::GuestError), Some(&1));
+    assert_eq!(stats.failed.get(&ErrorKind::Cancelled), Some(&1));
+    assert_eq!(stats.busy.len(), 1);
+    assert!(stats.busy[0] > Duration::ZERO);
+}

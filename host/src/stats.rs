@@ -1,0 +1,111 @@
+//! A pool's counters: how many tasks were submitted, wait, run, finished
+//! and failed by kind, and how long each worker was busy. Atomics only, so
+//! polling them costs next to nothing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+use crate::task::TaskResult;
+
+/// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Tasks accepted by `submit` (and by maps).
+    pub submitted: u64,
+    /// Tasks waiting for a worker (cancelled ones count until a worker or a
+    /// shutdown takes them off the queue).
+    pub queued: u64,
+    /// Tasks a worker is running now.
+    pub running: u64,
+    /// Tasks with a result: succeeded, failed or cancelled.
+    pub finished: u64,
+    /// Finished tasks that failed, by kind.
+    pub failed: BTreeMap<ErrorKind, u64>,
+    /// Time each worker spent running tasks, by worker index.
+    pub busy: Vec<Duration>,
+}
+
+pub(crate) struct Counters {
+    submitted: AtomicU64,
+    started: AtomicU64,
+    /// Finished after running.
+    completed: AtomicU64,
+    /// Taken off the queue already cancelled.
+    skipped: AtomicU64,
+    failed: [AtomicU64; ErrorKind::ALL.len()],
+    busy_nanos: Vec<AtomicU64>,
+}
+
+impl Counters {
+    pub(crate) fn new(workers: usize) -> Counters {
+        Counters {
+            submitted: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            failed: std::array::from_fn(|_| AtomicU64::new(0)),
+            busy_nanos: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub(crate) fn submitted(&self) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.failed(ErrorKind::Cancelled);
+    }
+
+    pub(crate) fn completed(&self, worker: usize, busy: Duration, result: &TaskResult) {
+        if let Err(error) = result {
+            self.failed(error.kind());
+        }
+        let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos[worker].fetch_add(nanos, Ordering::Relaxed);
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn failed(&self, kind: ErrorKind) {
+        let index = ErrorKind::ALL
+            .iter()
+            .position(|&known| known == kind)
+            .expect("ALL lists every kind");
+        self.failed[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        // Read the later stages first, so that no count goes negative.
+        let completed = self.completed.load(Ordering::Relaxed);
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        let started = self.started.load(Ordering::Relaxed).max(completed);
+        let submitted = self
+            .submitted
+            .load(Ordering::Relaxed)
+            .max(started + skipped);
+        Stats {
+            submitted,
+            queued: submitted - started - skipped,
+            running: started - completed,
+            finished: completed + skipped,
+            failed: ErrorKind::ALL
+                .iter()
+                .zip(&self.failed)
+                .map(|(&kind, count)| (kind, count.load(Ordering::Relaxed)))
+                .filter(|&(_, count)| count > 0)
+                .collect(),
+            busy: self
+                .busy_nanos
+                .iter()
+                .map(|nanos| Duration::from_nanos(nanos.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}
