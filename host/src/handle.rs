@@ -54,6 +54,10 @@ impl Slot {
         })
     }
 
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Claims the task for a worker; false if it was cancelled meanwhile.
     pub(crate) fn start(&self) -> bool {
         self.state

@@ -120,12 +120,36 @@ fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
             continue;
         }
         counters.started();
+        let span = tracing::info_span!(
+            "wasmpool.task",
+            task = job.slot.id(),
+            worker = index,
+            outcome = tracing::field::Empty,
+            instantiate_us = tracing::field::Empty,
+            run_us = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
         let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| (job.work)(index, &job.input)))
-            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())));
+        let result = span.in_scope(|| {
+            catch_unwind(AssertUnwindSafe(|| (job.work)(index, &job.input)))
+                .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
+        });
+        record_outcome(&span, &result);
         counters.completed(index, started.elapsed(), &result);
         job.slot.finish(result);
     }
+}
+
+/// Puts how the task ended on its span, for an embedder's tracing set-up.
+fn record_outcome(span: &tracing::Span, result: &TaskResult) {
+    let (outcome, metrics, attempts) = match result {
+        Ok(output) => ("ok", output.metrics(), output.attempts()),
+        Err(error) => (error.kind().as_str(), error.metrics(), error.attempts()),
+    };
+    span.record("outcome", outcome);
+    span.record("instantiate_us", metrics.instantiate.as_micros() as u64);
+    span.record("run_us", metrics.run.as_micros() as u64);
+    span.record("attempts", attempts);
 }
 
 /// A panic in the host while running a task is a wasmpool bug; it fails that

@@ -346,3 +346,44 @@ fn stats_count_what_the_pool_did() {
     assert_eq!(stats.busy.len(), 1);
     assert!(stats.busy[0] > Duration::ZERO);
 }
+
+#[test]
+fn each_task_is_a_tracing_span_with_its_outcome() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    // Workers are other threads: the subscriber must be the global one.
+    tracing::subscriber::set_global_default(subscriber).expect("the first global subscriber");
+
+    let pool = pool(2);
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    for result in pool.map(&zoo, ["\"ok\"", "\"panic\""]) {
+        let _ = result;
+    }
+    drop(pool);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("wasmpool.task"), "{text}");
+    assert!(text.contains("outcome=\"ok\""), "{text}");
+    assert!(text.contains("outcome=\"panic\""), "{text}");
+    assert!(text.contains("run_us="), "{text}");
+    assert!(text.contains("worker="), "{text}");
+}
