@@ -7,6 +7,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod limits;
+mod report;
 mod sandbox;
 mod seed;
 mod signals;

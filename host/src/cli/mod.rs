@@ -3,6 +3,7 @@
 mod build;
 mod inputs;
 mod record;
+mod report;
 mod resume;
 mod run;
 mod units;
@@ -45,6 +46,19 @@ enum Command {
     Build(BuildArgs),
     /// Run a task on every input and write one JSON record per input.
     Run(Box<RunArgs>),
+    /// Turn a run's records into one self-contained HTML page: a timeline
+    /// per worker, a histogram of durations, the errors by kind.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The records of a run (the JSONL that `wasmpool run` writes).
+    results: PathBuf,
+
+    /// Where to write the HTML page.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -82,6 +96,10 @@ pub(crate) struct RunArgs {
     /// Print neither the tasks' output as they finish nor the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    /// Also write an HTML report of the run to FILE (see `wasmpool report`).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 
     /// With --output: keep the records already in FILE, run only the inputs
     /// that have none, and append.
@@ -152,6 +170,12 @@ pub(crate) fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Run(args) => run::run(*args),
+        Command::Report(args) => report::read_rows(&args.results)
+            .and_then(|rows| {
+                let title = args.results.display().to_string();
+                report::write(&rows, &title, &args.output)
+            })
+            .map(|()| EXIT_OK),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -16,7 +16,7 @@ use wasmpool::{ErrorKind, Pool, TaskResult};
 
 use super::inputs::{self, Input};
 use super::record::Record;
-use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, build, resume};
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, build, report, resume};
 
 /// How long running tasks may go on after SIGINT or SIGTERM before they
 /// are stopped.
@@ -94,7 +94,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
                 stop_after_grace(&pool, &signals_handle);
             }
         });
-        let mut writer = RecordWriter::new(&mut *sink);
+        let mut writer = RecordWriter::new(&mut *sink, args.report.is_some());
         let written = write_records(
             inputs,
             &args,
@@ -110,6 +110,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     })?;
     let summary = written.summary(started, pool.workers());
     let cancelled_by_interrupt = written.dropped;
+    if let (Some(path), Some(rows)) = (&args.report, &written.report) {
+        report::write(rows, &args.task.display().to_string(), path)?;
+    }
     drop(written);
     sink.flush().context("cannot write the records")?;
     let ledger = ledger.into_inner();
@@ -270,6 +273,8 @@ impl Ledger {
 /// Writes records as whole lines and counts the outcomes.
 struct RecordWriter<'w> {
     sink: &'w mut dyn Write,
+    /// What the report needs of each record written, with --report.
+    report: Option<Vec<report::Row>>,
     ok: usize,
     failed_by_kind: BTreeMap<String, usize>,
     /// Records not written: tasks stopped by an interruption.
@@ -277,9 +282,10 @@ struct RecordWriter<'w> {
 }
 
 impl<'w> RecordWriter<'w> {
-    fn new(sink: &'w mut dyn Write) -> Self {
+    fn new(sink: &'w mut dyn Write, report: bool) -> Self {
         RecordWriter {
             sink,
+            report: report.then(Vec::new),
             ok: 0,
             failed_by_kind: BTreeMap::new(),
             dropped: 0,
@@ -299,6 +305,10 @@ impl<'w> RecordWriter<'w> {
         match record.error_kind() {
             None => self.ok += 1,
             Some(kind) => *self.failed_by_kind.entry(kind.to_string()).or_default() += 1,
+        }
+        if let Some(rows) = self.report.as_mut() {
+            let value = serde_json::to_value(record).expect("a record serialises");
+            rows.extend(report::Row::of_record(&value));
         }
         let mut line = serde_json::to_vec(record).expect("a record serialises");
         line.push(b'\n');
