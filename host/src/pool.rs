@@ -312,6 +312,7 @@ impl Pool {
         };
         let job = Job {
             slot: Arc::clone(&slot),
+            index: position,
             input: bytes,
             work,
         };

@@ -24,6 +24,8 @@ pub(crate) type Work = Box<dyn FnOnce(usize, &[u8]) -> TaskResult + Send>;
 /// job can hand it back.
 pub(crate) struct Job {
     pub(crate) slot: Arc<Slot>,
+    /// The task's position in its map, if a map submitted it.
+    pub(crate) index: Option<u64>,
     pub(crate) input: Vec<u8>,
     pub(crate) work: Work,
 }
@@ -123,6 +125,7 @@ fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
         let span = tracing::info_span!(
             "wasmpool.task",
             task = job.slot.id(),
+            index = job.index,
             worker = index,
             outcome = tracing::field::Empty,
             instantiate_us = tracing::field::Empty,

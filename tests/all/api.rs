@@ -386,4 +386,5 @@ fn each_task_is_a_tracing_span_with_its_outcome() {
     assert!(text.contains("outcome=\"panic\""), "{text}");
     assert!(text.contains("run_us="), "{text}");
     assert!(text.contains("worker="), "{text}");
+    assert!(text.contains("index=1"), "the map position: {text}");
 }
