@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::support::{fib, guest, wasmpool};
 
-const INPUTS: u64 = 40;
-/// fib(27) is a few hundred thousand calls: 40 of them take a while on two
-/// workers, long enough to be interrupted half-way.
+const INPUTS: u64 = 200;
+/// fib(27) is a few hundred thousand calls: 200 of them keep two workers
+/// busy long enough to be interrupted part-way, even on a fast machine.
 const N: u64 = 27;
 
 fn start(output: &Path, resume: bool) -> Child {
