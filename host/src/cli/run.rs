@@ -89,7 +89,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
                 eprintln!(
-                    "wasmpool: interrupted: no new tasks; running ones get {GRACE:?} to finish"
+                    "wasmpool: interrupted: queued tasks cancelled; running ones get {GRACE:?} to finish"
                 );
                 stop_after_grace(&pool, &signals_handle);
             }
@@ -179,9 +179,10 @@ fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
     Ok(builder.build()?)
 }
 
-/// After a signal: let running tasks finish for [`GRACE`] (or until the run
-/// ends), then stop them.
+/// After a signal: cancel the queued tasks at once, let running ones finish
+/// for [`GRACE`] (or until the run ends), then stop them.
 fn stop_after_grace(pool: &Pool, signals: &signal_hook::iterator::Handle) {
+    pool.shutdown(false, true);
     let deadline = Instant::now() + GRACE;
     while Instant::now() < deadline && !signals.is_closed() {
         std::thread::sleep(Duration::from_millis(10));
