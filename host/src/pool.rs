@@ -39,6 +39,7 @@ pub struct PoolBuilder {
     grants: Grants,
     seed: Option<u64>,
     reuse: u32,
+    cache_dir: Option<PathBuf>,
 }
 
 impl PoolBuilder {
@@ -149,6 +150,14 @@ impl PoolBuilder {
         self
     }
 
+    /// Caches compiled code in `dir` (wasmtime's cache, keyed by the
+    /// component's bytes and the engine settings): loading a component a
+    /// second time skips compilation. Off by default.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> PoolBuilder {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Result<Pool, BuildError> {
         let workers = match self.workers {
@@ -176,6 +185,7 @@ impl PoolBuilder {
             fuel: self.limits.fuel.is_some(),
             max_stack: self.max_stack,
             concurrency: u32::try_from(workers).unwrap_or(u32::MAX),
+            cache_dir: self.cache_dir,
         })?;
         let threads = Workers::spawn(workers, WORKER_STACK)
             .map_err(|error| BuildError::new(format!("cannot start a worker thread: {error}")))?;
@@ -224,6 +234,7 @@ impl Pool {
             grants: Grants::default(),
             seed: None,
             reuse: 1,
+            cache_dir: None,
         }
     }
 
@@ -263,8 +274,18 @@ impl Pool {
     }
 
     /// Loads a task component from its bytes.
+    ///
+    /// Bytes made by [`Pool::precompile`] (a `.cwasm`) load without
+    /// compiling; wasmtime checks their version and settings but cannot check
+    /// their machine code, so load only precompiled files you trust.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Task, LoadError> {
         Ok(Task::new(self.runtime.load(bytes)?, "task"))
+    }
+
+    /// Compiles a component ahead of time for pools configured like this one;
+    /// [`Pool::load`] of the result skips compilation.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        self.runtime.precompile(bytes)
     }
 
     /// Queues one run of `task` on `input` and returns its handle at once.

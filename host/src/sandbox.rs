@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about queues or threads.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
+    PoolingAllocationConfig,
+};
 
 use crate::error::{BuildError, LoadError, LoadErrorKind};
 use crate::execute::TaskState;
@@ -58,10 +62,15 @@ pub(crate) struct EngineOptions {
     /// Tasks that may run at once (the worker count): sizes the pools of
     /// pre-reserved memories, tables and fibre stacks.
     pub(crate) concurrency: u32,
+    /// Where compiled code is cached between runs, if anywhere.
+    pub(crate) cache_dir: Option<PathBuf>,
 }
 
-fn config(options: &EngineOptions, pooled: bool) -> Config {
+fn config(options: &EngineOptions, pooled: bool, cache: Option<Cache>) -> Config {
     let mut config = Config::new();
+    // Compiled code is cached by wasmtime, keyed by the component's bytes and
+    // every engine setting that changes the code.
+    config.cache(cache);
     if pooled {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
             options.concurrency,
@@ -106,10 +115,23 @@ fn pooling(concurrency: u32) -> PoolingAllocationConfig {
 
 impl Runtime {
     pub(crate) fn new(options: &EngineOptions) -> Result<Runtime, BuildError> {
+        let cache = match &options.cache_dir {
+            None => None,
+            Some(dir) => {
+                let mut settings = CacheConfig::new();
+                settings.with_directory(dir);
+                Some(Cache::new(settings).map_err(|error| {
+                    BuildError::new(format!(
+                        "cannot use {} as the compiled-code cache: {error:#}",
+                        dir.display()
+                    ))
+                })?)
+            }
+        };
         // Where the address space for the pools cannot be reserved (a tight
         // `ulimit -v`, say), fall back to allocating on demand.
-        let engine = Engine::new(&config(options, true))
-            .or_else(|_| Engine::new(&config(options, false)))
+        let engine = Engine::new(&config(options, true, cache.clone()))
+            .or_else(|_| Engine::new(&config(options, false, cache)))
             .map_err(|error| BuildError::new(format!("{error:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -127,13 +149,17 @@ impl Runtime {
     /// Compiles `bytes` and checks that they are a component of the `task`
     /// world whose imports the host provides.
     pub(crate) fn load(&self, bytes: &[u8]) -> Result<TaskPre<TaskState>, LoadError> {
-        check_header(bytes)?;
-        let component = Component::new(&self.engine, bytes).map_err(|error| {
-            LoadError::new(
-                LoadErrorKind::Invalid,
-                format!("not a valid component: {error:#}"),
-            )
-        })?;
+        let component = if bytes.starts_with(PRECOMPILED) {
+            self.deserialize(bytes)?
+        } else {
+            check_header(bytes)?;
+            Component::new(&self.engine, bytes).map_err(|error| {
+                LoadError::new(
+                    LoadErrorKind::Invalid,
+                    format!("not a valid component: {error:#}"),
+                )
+            })?
+        };
         let exports_run = component
             .component_type()
             .exports(&self.engine)
@@ -159,6 +185,43 @@ impl Runtime {
                 format!(
                     "`run` does not have the type of the wasmpool:task world, \
                      func(input: list<u8>) -> result<list<u8>, string>: {error:#}"
+                ),
+            )
+        })
+    }
+}
+
+/// Precompiled components (`wasmpool compile`, `.cwasm`) are ELF files.
+const PRECOMPILED: &[u8] = b"\x7fELF";
+
+impl Runtime {
+    /// Compiles a component ahead of time for engines configured like this
+    /// one (`wasmpool compile`).
+    pub(crate) fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        check_header(bytes)?;
+        self.engine.precompile_component(bytes).map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!("not a valid component: {error:#}"),
+            )
+        })
+    }
+
+    /// Loads a component compiled ahead of time.
+    fn deserialize(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        // SAFETY: wasmtime checks the artifact's header, its wasmtime version
+        // and the engine settings it was compiled for, but it cannot check
+        // the machine code itself: a precompiled file must come from
+        // `wasmpool compile` (or wasmtime) on a machine one trusts. The docs
+        // of `wasmpool compile` and `Pool::load` say so.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, bytes) };
+        component.map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!(
+                    "a precompiled component this wasmpool cannot use \
+                     (compile it again with `wasmpool compile`): {error:#}"
                 ),
             )
         })

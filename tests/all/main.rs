@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod fast_start;
 mod faults;
 mod hostile;
 mod limits;

@@ -46,9 +46,23 @@ enum Command {
     Build(BuildArgs),
     /// Run a task on every input and write one JSON record per input.
     Run(Box<RunArgs>),
+    /// Compile a task ahead of time to a .cwasm that `run` loads without
+    /// compiling (for pools with the default engine settings: no --fuel).
+    Compile(CompileArgs),
     /// Turn a run's records into one self-contained HTML page: a timeline
     /// per worker, a histogram of durations, the errors by kind.
     Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// The task: a .wasm component, or a guest crate directory (built first).
+    task: PathBuf,
+
+    /// Where to write the precompiled component. Load only precompiled files
+    /// you trust: their machine code cannot be checked.
+    #[arg(long, short = 'o', value_name = "FILE.cwasm")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -96,6 +110,15 @@ pub(crate) struct RunArgs {
     /// Print neither the tasks' output as they finish nor the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    /// Cache compiled code in DIR [default: $XDG_CACHE_HOME/wasmpool or
+    /// ~/.cache/wasmpool]: a second run of the same task skips compiling.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the task afresh and cache nothing.
+    #[arg(long)]
+    no_cache: bool,
 
     /// Also write an HTML report of the run to FILE (see `wasmpool report`).
     #[arg(long, value_name = "FILE")]
@@ -159,6 +182,33 @@ pub(crate) struct RunArgs {
     seed: Option<u64>,
 }
 
+/// A guest crate directory is built first; anything else is taken as a file.
+pub(crate) fn task_file(task: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if task.is_dir() {
+        build::build_guest(task)
+    } else {
+        Ok(task.to_path_buf())
+    }
+}
+
+fn compile(args: &CompileArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = task_file(&args.task)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let pool = wasmpool::Pool::builder().workers(1).build()?;
+    let compiled = pool
+        .precompile(&bytes)
+        .with_context(|| format!("cannot compile {}", path.display()))?;
+    std::fs::write(&args.output, compiled)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!(
+        "wasmpool: compiled {} to {}",
+        path.display(),
+        args.output.display()
+    );
+    Ok(())
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -170,6 +220,7 @@ pub(crate) fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Run(args) => run::run(*args),
+        Command::Compile(args) => compile(&args).map(|()| EXIT_OK),
         Command::Report(args) => report::read_rows(&args.results)
             .and_then(|rows| {
                 let title = args.results.display().to_string();

@@ -16,7 +16,7 @@ use wasmpool::{ErrorKind, Pool, TaskResult};
 
 use super::inputs::{self, Input};
 use super::record::Record;
-use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, build, report, resume};
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
 
 /// How long running tasks may go on after SIGINT or SIGTERM before they
 /// are stopped.
@@ -39,11 +39,7 @@ struct Ledger {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let task_path = if args.task.is_dir() {
-        build::build_guest(&args.task)?
-    } else {
-        args.task.clone()
-    };
+    let task_path = super::task_file(&args.task)?;
     let inputs = match (&args.inputs, &args.input_file) {
         (Some(array), _) => inputs::from_json_array(array)?,
         (None, Some(path)) => inputs::from_jsonl(path)?,
@@ -176,7 +172,28 @@ fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
     if let Some(seed) = args.seed {
         builder = builder.seed(seed);
     }
+    if let Some(dir) = cache_dir(args) {
+        builder = builder.cache_dir(dir);
+    }
     Ok(builder.build()?)
+}
+
+/// Where compiled code is cached: --cache-dir, else the user's cache
+/// directory, else nowhere.
+fn cache_dir(args: &RunArgs) -> Option<std::path::PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    if let Some(dir) = &args.cache_dir {
+        return Some(dir.clone());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cache"))
+        })?;
+    Some(base.join("wasmpool"))
 }
 
 /// After a signal: cancel the queued tasks at once, let running ones finish
