@@ -12,6 +12,7 @@ use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
 use crate::execute::{self, Attempt, Placement};
 use crate::handle::{Slot, TaskHandle};
 use crate::input::Input;
+use crate::inspect::Inspection;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
 use crate::sandbox::{EngineOptions, Runtime, Settings};
@@ -280,6 +281,13 @@ impl Pool {
     /// their machine code, so load only precompiled files you trust.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Task, LoadError> {
         Ok(Task::new(self.runtime.load(bytes)?, "task"))
+    }
+
+    /// What a WebAssembly file is (task component, command component, core
+    /// module, ...), what it imports and exports, the memories it declares,
+    /// and whether this pool can run it as a task.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
+        self.runtime.inspect(bytes)
     }
 
     /// Compiles a component ahead of time for pools configured like this one;

@@ -18,6 +18,7 @@ use wasmtime::{
 
 use crate::error::{BuildError, LoadError, LoadErrorKind};
 use crate::execute::TaskState;
+use crate::inspect::{self, Inspection};
 use crate::limits::Grants;
 
 pub(crate) mod bindings {
@@ -195,6 +196,19 @@ impl Runtime {
 const PRECOMPILED: &[u8] = b"\x7fELF";
 
 impl Runtime {
+    /// What `bytes` are, and whether they load as a task here.
+    pub(crate) fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
+        if bytes.starts_with(PRECOMPILED) {
+            return Err(LoadError::new(
+                LoadErrorKind::Invalid,
+                "a precompiled component: inspect the .wasm it was compiled from",
+            ));
+        }
+        check_wasm(bytes)?;
+        let task = self.load(bytes).map(|_| ());
+        inspect::inspect(&self.engine, bytes, task)
+    }
+
     /// Compiles a component ahead of time for engines configured like this
     /// one (`wasmpool compile`).
     pub(crate) fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
@@ -228,9 +242,8 @@ impl Runtime {
     }
 }
 
-/// Tells a component from a core module or from something else entirely,
-/// so that the error says what the file is instead of a parser message.
-fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+/// Refuses what is not WebAssembly at all, saying so.
+fn check_wasm(bytes: &[u8]) -> Result<(), LoadError> {
     const MAGIC: &[u8; 4] = b"\0asm";
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         return Err(LoadError::new(
@@ -238,6 +251,13 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
             "not a WebAssembly file (it does not start with the `\\0asm` magic bytes)",
         ));
     }
+    Ok(())
+}
+
+/// Tells a component from a core module or from something else entirely,
+/// so that the error says what the file is instead of a parser message.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    check_wasm(bytes)?;
     // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
     if bytes[6..8] == [0, 0] {
         return Err(LoadError::new(

@@ -7,6 +7,7 @@ mod cli;
 mod fast_start;
 mod faults;
 mod hostile;
+mod inspect;
 mod limits;
 mod report;
 mod sandbox;

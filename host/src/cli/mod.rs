@@ -49,6 +49,10 @@ enum Command {
     /// Compile a task ahead of time to a .cwasm that `run` loads without
     /// compiling (for pools with the default engine settings: no --fuel).
     Compile(CompileArgs),
+    /// Say what a WebAssembly file is: task component, command component or
+    /// module, its imports and exports, its memories, whether it fits the
+    /// task world.
+    Inspect(InspectArgs),
     /// Turn a run's records into one self-contained HTML page: a timeline
     /// per worker, a histogram of durations, the errors by kind.
     Report(ReportArgs),
@@ -63,6 +67,16 @@ struct CompileArgs {
     /// you trust: their machine code cannot be checked.
     #[arg(long, short = 'o', value_name = "FILE.cwasm")]
     output: PathBuf,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A .wasm file, or a guest crate directory (built first).
+    task: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -209,6 +223,55 @@ fn compile(args: &CompileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = task_file(&args.task)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let pool = wasmpool::Pool::builder().workers(1).build()?;
+    let found = pool
+        .inspect(&bytes)
+        .with_context(|| format!("cannot inspect {}", path.display()))?;
+    let memories: Vec<serde_json::Value> = found
+        .memories
+        .iter()
+        .map(|memory| serde_json::json!({"minimum": memory.minimum, "maximum": memory.maximum}))
+        .collect();
+    if args.json {
+        let report = serde_json::json!({
+            "file": path,
+            "kind": found.kind.describe(),
+            "fits_task_world": found.task.is_ok(),
+            "why_not": found.task.as_ref().err().map(|error| error.message().to_string()),
+            "imports": found.imports,
+            "exports": found.exports,
+            "memories": memories,
+        });
+        println!("{report}");
+        return Ok(());
+    }
+    println!("{}: {}", path.display(), found.kind.describe());
+    match &found.task {
+        Ok(()) => println!("fits the wasmpool:task world: yes"),
+        Err(why) => println!("fits the wasmpool:task world: no: {}", why.message()),
+    }
+    println!("imports ({}):", found.imports.len());
+    for import in &found.imports {
+        println!("  {import}");
+    }
+    println!("exports ({}):", found.exports.len());
+    for export in &found.exports {
+        println!("  {export}");
+    }
+    println!("memories ({}):", found.memories.len());
+    for memory in &found.memories {
+        match memory.maximum {
+            Some(maximum) => println!("  {} bytes, growing to {maximum} at most", memory.minimum),
+            None => println!("  {} bytes, growing to 4 GiB at most", memory.minimum),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -221,6 +284,7 @@ pub(crate) fn main() -> ExitCode {
         },
         Command::Run(args) => run::run(*args),
         Command::Compile(args) => compile(&args).map(|()| EXIT_OK),
+        Command::Inspect(args) => inspect(&args).map(|()| EXIT_OK),
         Command::Report(args) => report::read_rows(&args.results)
             .and_then(|rows| {
                 let title = args.results.display().to_string();

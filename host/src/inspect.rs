@@ -1,0 +1,168 @@
+//! What a WebAssembly file is and what it needs: the answer to
+//! `wasmpool inspect`, from the bytes alone plus a check against the task
+//! world.
+
+use wasmparser::{Parser, Payload};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::{Engine, Module};
+
+use crate::error::{LoadError, LoadErrorKind};
+
+/// Bytes of one wasm page.
+const PAGE: u64 = 64 << 10;
+
+/// What kind of WebAssembly a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WasmKind {
+    /// A component exporting the task world's `run`.
+    TaskComponent,
+    /// A component exporting `wasi:cli/run`: a WASI command program.
+    CommandComponent,
+    /// Any other component.
+    Component,
+    /// A core module exporting `_start`: a WASI (preview 1) command program.
+    CommandModule,
+    /// Any other core module.
+    Module,
+}
+
+impl WasmKind {
+    /// A short description, as `wasmpool inspect` prints it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WasmKind::TaskComponent => "task component",
+            WasmKind::CommandComponent => "WASI command component",
+            WasmKind::Component => "component",
+            WasmKind::CommandModule => "WASI command module (core module with _start)",
+            WasmKind::Module => "core module",
+        }
+    }
+}
+
+/// A linear memory a module declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryDecl {
+    /// Bytes at instantiation.
+    pub minimum: u64,
+    /// Bytes it may grow to, if capped.
+    pub maximum: Option<u64>,
+}
+
+/// What [`Pool::inspect`](crate::Pool::inspect) found.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// What the file is.
+    pub kind: WasmKind,
+    /// What it imports: interface names for a component, `module::name` for
+    /// a core module.
+    pub imports: Vec<String>,
+    /// What it exports.
+    pub exports: Vec<String>,
+    /// The linear memories its core modules declare.
+    pub memories: Vec<MemoryDecl>,
+    /// `Ok` if this pool can run it as a task of the `wasmpool:task` world,
+    /// else why not.
+    pub task: Result<(), LoadError>,
+}
+
+/// Reads what `bytes` are; `task` is the outcome of loading them as a task.
+pub(crate) fn inspect(
+    engine: &Engine,
+    bytes: &[u8],
+    task: Result<(), LoadError>,
+) -> Result<Inspection, LoadError> {
+    let memories = memories(bytes)?;
+    if Parser::is_core_wasm(bytes) {
+        let module = Module::new(engine, bytes).map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!("not a valid module: {error:#}"),
+            )
+        })?;
+        let exports: Vec<String> = module
+            .exports()
+            .map(|export| export.name().to_string())
+            .collect();
+        let kind = if exports.iter().any(|name| name == "_start") {
+            WasmKind::CommandModule
+        } else {
+            WasmKind::Module
+        };
+        return Ok(Inspection {
+            kind,
+            imports: module
+                .imports()
+                .map(|import| format!("{}::{}", import.module(), import.name()))
+                .collect(),
+            exports,
+            memories,
+            task,
+        });
+    }
+    let component = Component::new(engine, bytes).map_err(|error| {
+        LoadError::new(
+            LoadErrorKind::Invalid,
+            format!("not a valid component: {error:#}"),
+        )
+    })?;
+    let shape = component.component_type();
+    let exports: Vec<(String, bool)> = shape
+        .exports(engine)
+        .map(|(name, item)| {
+            let is_func = matches!(item.ty, ComponentItem::ComponentFunc(_));
+            (name.to_string(), is_func)
+        })
+        .collect();
+    let kind = if exports
+        .iter()
+        .any(|(name, is_func)| name == "run" && *is_func)
+    {
+        WasmKind::TaskComponent
+    } else if exports
+        .iter()
+        .any(|(name, _)| name.starts_with("wasi:cli/run@"))
+    {
+        WasmKind::CommandComponent
+    } else {
+        WasmKind::Component
+    };
+    Ok(Inspection {
+        kind,
+        imports: shape
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        exports: exports.into_iter().map(|(name, _)| name).collect(),
+        memories,
+        task,
+    })
+}
+
+/// The memories of every core module in `bytes`, nested ones included.
+fn memories(bytes: &[u8]) -> Result<Vec<MemoryDecl>, LoadError> {
+    let mut memories = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!("not valid WebAssembly: {error}"),
+            )
+        })?;
+        if let Payload::MemorySection(section) = payload {
+            for memory in section {
+                let memory = memory.map_err(|error| {
+                    LoadError::new(LoadErrorKind::Invalid, format!("a bad memory: {error}"))
+                })?;
+                let page = memory.page_size_log2.map_or(PAGE, |log2| 1 << log2);
+                memories.push(MemoryDecl {
+                    minimum: memory.initial.saturating_mul(page),
+                    maximum: memory.maximum.map(|pages| pages.saturating_mul(page)),
+                });
+            }
+        }
+    }
+    Ok(memories)
+}

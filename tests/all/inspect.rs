@@ -1,0 +1,70 @@
+//! `wasmpool inspect`: what a file is, what it needs, whether it is a task.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{assert_refused, guest, tempdir, wasmpool};
+
+fn inspect(file: &Path) -> Value {
+    let output = wasmpool()
+        .arg("inspect")
+        .arg(file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn has(list: &Value, wanted: &str) -> bool {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .any(|item| item.as_str().is_some_and(|item| item.starts_with(wanted)))
+}
+
+#[test]
+fn tells_tasks_commands_and_modules_apart() {
+    let task = inspect(&guest("fib"));
+    assert_eq!(task["kind"], "task component");
+    assert_eq!(task["fits_task_world"], true);
+    assert!(has(&task["imports"], "wasmpool:task/host@0.1.0"));
+    assert!(has(&task["imports"], "wasi:cli/stdout@"));
+    assert_eq!(task["exports"], serde_json::json!(["run"]));
+    let memory = &task["memories"][0];
+    assert!(memory["minimum"].as_u64().unwrap() >= 65536, "{task}");
+
+    let command = inspect(&guest("word-count"));
+    assert_eq!(command["kind"], "WASI command component");
+    assert_eq!(command["fits_task_world"], false);
+    assert!(
+        command["why_not"]
+            .as_str()
+            .unwrap()
+            .contains("does not export `run`")
+    );
+    assert!(has(&command["exports"], "wasi:cli/run@"));
+
+    let missing = inspect(&guest("missing-import"));
+    assert_eq!(missing["kind"], "task component");
+    assert_eq!(missing["fits_task_world"], false);
+    assert!(has(&missing["imports"], "example:elsewhere/clock"));
+
+    let dir = tempdir("inspect");
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let module = inspect(&core);
+    assert_eq!(module["kind"], "core module");
+    assert_eq!(module["fits_task_world"], false);
+
+    let text = dir.join("text.wasm");
+    std::fs::write(&text, "hello").unwrap();
+    let output = wasmpool().arg("inspect").arg(&text).output().unwrap();
+    assert_refused(&output, "not a WebAssembly file");
+}
