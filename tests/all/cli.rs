@@ -207,9 +207,10 @@ fn on_a_terminal_each_tasks_output_shows_as_it_finishes() {
     );
     assert!(shown.contains("1 task: 1 ok"), "{shown}");
 
-    // Not on a terminal: the output is in the record only.
+    // Not on a terminal: the output is in the record only, and no bar.
     let piped = run(&guest("really-hard-task"), &["--inputs", "[7]"]);
     assert!(!stderr(&piped).contains("finished task crunching"));
+    assert!(!stderr(&piped).contains(" done, "));
     assert!(String::from_utf8_lossy(&piped.stdout).contains("finished task crunching 7"));
 }
 
@@ -249,4 +250,31 @@ fn records_carry_each_tasks_metrics() {
     // Without --fuel there is no fuel to report.
     let unmetered = run(&fib, &["--inputs", "[3]"]);
     assert!(records(&unmetered.stdout)[0].get("fuel_consumed").is_none());
+}
+
+#[test]
+fn the_summary_counts_each_kind_and_can_be_written_as_json() {
+    let path = tempdir("cli-summary").join("summary.json");
+    let output = run(
+        &guest("trap-zoo"),
+        &[
+            "--inputs",
+            r#"["ok", "panic", "panic", "error", "ok"]"#,
+            "--summary-json",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = stderr(&output);
+    assert!(line.contains("5 tasks: 2 ok, 3 failed"), "{line}");
+    assert!(line.contains("failed: guest-error: 1, panic: 2"), "{line}");
+    assert!(line.contains("tasks/s"), "{line}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(summary["tasks"], 5);
+    assert_eq!(summary["ok"], 2);
+    assert_eq!(summary["failed"], 3);
+    assert_eq!(summary["failed_by_kind"]["panic"], 2);
+    assert_eq!(summary["failed_by_kind"]["guest-error"], 1);
+    assert!(summary["tasks_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["interrupted"], false);
 }

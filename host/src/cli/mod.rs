@@ -2,10 +2,12 @@
 
 mod build;
 mod inputs;
+mod live;
 mod record;
 mod report;
 mod resume;
 mod run;
+mod summary;
 mod units;
 
 use std::path::PathBuf;
@@ -133,6 +135,11 @@ pub(crate) struct RunArgs {
     /// Compile the task afresh and cache nothing.
     #[arg(long)]
     no_cache: bool,
+
+    /// Also write the end-of-run summary (counts by error kind, wall time,
+    /// tasks per second) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
 
     /// Also write an HTML report of the run to FILE (see `wasmpool report`).
     #[arg(long, value_name = "FILE")]

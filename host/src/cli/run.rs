@@ -15,7 +15,9 @@ use signal_hook::iterator::Signals;
 use wasmpool::{ErrorKind, Pool, TaskResult};
 
 use super::inputs::{self, Input};
+use super::live::Live;
 use super::record::Record;
+use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
 
 /// How long running tasks may go on after SIGINT or SIGTERM before they
@@ -64,7 +66,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
-    let echo = !args.quiet && io::stderr().is_terminal();
+    let total = match inputs.size_hint() {
+        (known, Some(most)) if known == most => Some(known as u64),
+        _ => None,
+    };
+    let live = RefCell::new(Live::new(!args.quiet && io::stderr().is_terminal(), total));
     let started = Instant::now();
     let ledger = RefCell::new(Ledger {
         started,
@@ -98,13 +104,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
             &task,
             &ledger,
             &interrupted,
-            echo,
+            &live,
             &mut writer,
         );
         signals_handle.close();
         written.map(|()| writer)
     })?;
-    let summary = written.summary(started, pool.workers());
+    live.borrow().finish();
+    let mut summary = written.summary(started, pool.workers());
     let cancelled_by_interrupt = written.dropped;
     if let (Some(path), Some(rows)) = (&args.report, &written.report) {
         report::write(rows, &args.task.display().to_string(), path)?;
@@ -112,6 +119,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     drop(written);
     sink.flush().context("cannot write the records")?;
     let ledger = ledger.into_inner();
+    summary.resumed_skipped = ledger.skipped;
+    summary.interrupted = interrupted.load(Ordering::SeqCst);
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_vec_pretty(&summary).expect("a summary serialises");
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the summary {}", path.display()))?;
+    }
     if !args.quiet {
         if ledger.skipped > 0 {
             eprintln!(
@@ -121,7 +135,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         eprintln!("{summary}");
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if summary.interrupted {
         eprintln!(
             "wasmpool: interrupted: {cancelled_by_interrupt} unfinished tasks were not recorded; \
              run again with --resume to finish"
@@ -215,7 +229,7 @@ fn write_records(
     task: &wasmpool::Task,
     ledger: &RefCell<Ledger>,
     interrupted: &AtomicBool,
-    echo: bool,
+    live: &RefCell<Live>,
     writer: &mut RecordWriter<'_>,
 ) -> anyhow::Result<()> {
     // After a signal no new input is read; what was read and not run has no
@@ -229,18 +243,14 @@ fn write_records(
     };
     if args.unordered {
         for (position, result) in pool.map_unordered(task, queue) {
-            if echo {
-                show(&result);
-            }
+            live.borrow_mut().task_done(&result, pool.stats().running);
             writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
             let record = ledger.borrow_mut().record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
         let results = pool.map(task, queue).on_complete(|_, result| {
-            if echo {
-                show(result);
-            }
+            live.borrow_mut().task_done(result, pool.stats().running);
         });
         for (position, result) in results.enumerate() {
             let record = ledger.borrow_mut().record(position, &result);
@@ -352,65 +362,11 @@ impl<'w> RecordWriter<'w> {
     }
 
     fn summary(&self, started: Instant, workers: usize) -> Summary {
-        Summary {
-            ok: self.ok,
-            failed: self.failed_by_kind.values().sum(),
-            failed_by_kind: self.failed_by_kind.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-            workers,
-        }
-    }
-}
-
-struct Summary {
-    ok: usize,
-    failed: usize,
-    failed_by_kind: BTreeMap<String, usize>,
-    seconds: f64,
-    workers: usize,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tasks = self.ok + self.failed;
-        write!(
-            f,
-            "wasmpool: {tasks} {}: {} ok, {} failed in {:.2} s on {} {}",
-            plural(tasks, "task"),
+        Summary::new(
             self.ok,
-            self.failed,
-            self.seconds,
-            self.workers,
-            plural(self.workers, "worker"),
-        )?;
-        if !self.failed_by_kind.is_empty() {
-            let kinds: Vec<String> = self
-                .failed_by_kind
-                .iter()
-                .map(|(kind, count)| format!("{kind}: {count}"))
-                .collect();
-            write!(f, " ({})", kinds.join(", "))?;
-        }
-        Ok(())
+            self.failed_by_kind.clone(),
+            started.elapsed().as_secs_f64(),
+            workers,
+        )
     }
-}
-
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        noun.to_string()
-    } else {
-        format!("{noun}s")
-    }
-}
-
-/// Shows a finished task's output on the terminal, as a local run would.
-fn show(result: &TaskResult) {
-    let mut stderr = io::stderr().lock();
-    let _ = match result {
-        Ok(output) => stderr.write_all(output.stdout().as_bytes()),
-        Err(error) => {
-            let _ = stderr.write_all(error.stdout().as_bytes());
-            writeln!(stderr, "task failed: {error}")
-        }
-    };
 }

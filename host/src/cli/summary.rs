@@ -1,0 +1,84 @@
+//! The end-of-run summary: one line on stderr, and with --summary-json the
+//! same numbers in a file for machines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub(crate) struct Summary {
+    pub(crate) tasks: usize,
+    pub(crate) ok: usize,
+    pub(crate) failed: usize,
+    /// Failed tasks by error kind.
+    pub(crate) failed_by_kind: BTreeMap<String, usize>,
+    pub(crate) seconds: f64,
+    pub(crate) tasks_per_second: f64,
+    pub(crate) workers: usize,
+    /// Inputs skipped because the output file already had their record.
+    pub(crate) resumed_skipped: usize,
+    /// Whether SIGINT or SIGTERM ended the run early.
+    pub(crate) interrupted: bool,
+}
+
+impl Summary {
+    pub(crate) fn new(
+        ok: usize,
+        failed_by_kind: BTreeMap<String, usize>,
+        seconds: f64,
+        workers: usize,
+    ) -> Summary {
+        let failed = failed_by_kind.values().sum();
+        let tasks = ok + failed;
+        Summary {
+            tasks,
+            ok,
+            failed,
+            failed_by_kind,
+            seconds,
+            tasks_per_second: if seconds > 0.0 {
+                tasks as f64 / seconds
+            } else {
+                0.0
+            },
+            workers,
+            resumed_skipped: 0,
+            interrupted: false,
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wasmpool: {} {}: {} ok, {} failed in {:.2} s on {} {} ({:.0} tasks/s)",
+            self.tasks,
+            plural(self.tasks, "task"),
+            self.ok,
+            self.failed,
+            self.seconds,
+            self.workers,
+            plural(self.workers, "worker"),
+            self.tasks_per_second,
+        )?;
+        if !self.failed_by_kind.is_empty() {
+            let kinds: Vec<String> = self
+                .failed_by_kind
+                .iter()
+                .map(|(kind, count)| format!("{kind}: {count}"))
+                .collect();
+            write!(f, "; failed: {}", kinds.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        noun.to_string()
+    } else {
+        format!("{noun}s")
+    }
+}
