@@ -123,7 +123,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     unordered: bool,
 
-    /// Print neither the tasks' output as they finish nor the summary.
+    /// Print neither the tasks' output as they finish, nor the progress bar,
+    /// nor the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
 
@@ -177,8 +178,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
     max_stack: Option<usize>,
 
-    /// Run up to K tasks in one instance before making a fresh one (default 1).
-    /// Only for tasks that keep no state between calls: what one task leaves
+    /// Run up to K tasks in one instance before making a fresh one. Only for
+    /// tasks that keep no state between calls: what one task leaves
     /// in memory, the next one sees. An instance that failed is never reused.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Limits")]
     reuse_instances: u32,
