@@ -9,6 +9,9 @@
 //! WASMPOOL_BENCH_QUICK=1 cargo bench --bench compare   # a tenth of them
 //! ```
 
+#[path = "../guest-tasks/examples/cpu-kernels/src/kernels.rs"]
+mod kernels;
+
 #[path = "../tests/all/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -37,6 +40,7 @@ fn main() {
     let mut table = Table::default();
     trivial_throughput(&mut table, scale);
     cpu_bound(&mut table);
+    kernels_vs_native(&mut table);
     cli_throughput(&mut table, scale);
     map_memory(&mut table, scale);
     seed_scenario(&mut table);
@@ -212,6 +216,47 @@ fn cpu_bound(table: &mut Table) {
         target: "<= 1.3x".into(),
         met: Some(wasm.as_secs_f64() / native.as_secs_f64() <= 1.3),
     });
+}
+
+type NativeRun = Box<dyn Fn()>;
+
+/// The cpu-kernels guest against the very same source built natively.
+fn kernels_vs_native(table: &mut Table) {
+    eprintln!("CPU-bound kernels, wasm vs native");
+    let one = pool(1);
+    let task = one.load(guest("cpu-kernels")).unwrap();
+    let cases: [(&str, &str, NativeRun); 2] = [
+        (
+            "sha256 of 1 MiB",
+            r#"{"kernel": "sha256", "size": 1048576}"#,
+            Box::new(|| {
+                black_box(kernels::sha256(&kernels::buffer(black_box(1 << 20))));
+            }),
+        ),
+        (
+            "n-body, 200,000 steps",
+            r#"{"kernel": "nbody", "steps": 200000}"#,
+            Box::new(|| {
+                black_box(kernels::nbody(black_box(200_000)));
+            }),
+        ),
+    ];
+    for (name, input, native_run) in cases {
+        let native = best_of(5, &native_run);
+        let wasm = best_of(5, || {
+            let output = one.submit(&task, input).unwrap().wait().unwrap();
+            black_box(output);
+        });
+        let ratio = wasm.as_secs_f64() / native.as_secs_f64();
+        table.add(Row {
+            case: format!("{name} in wasm vs the same Rust native"),
+            measured: format!("{:.2} ms", wasm.as_secs_f64() * 1e3),
+            baseline: format!("{:.2} ms native", native.as_secs_f64() * 1e3),
+            ratio: Some(ratio),
+            target: "<= 1.3x".into(),
+            met: Some(ratio <= 1.3),
+        });
+    }
 }
 
 fn native_fib(n: u64) -> u64 {

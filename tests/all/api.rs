@@ -388,3 +388,25 @@ fn each_task_is_a_tracing_span_with_its_outcome() {
     assert!(text.contains("worker="), "{text}");
     assert!(text.contains("index=1"), "the map position: {text}");
 }
+
+#[test]
+fn cpu_kernels_compute_known_answers() {
+    let pool = pool(2);
+    let task = pool.load(guest("cpu-kernels")).unwrap();
+    let inputs = [
+        r#"{"kernel": "sha256", "size": 0}"#,
+        r#"{"kernel": "nbody", "steps": 1000}"#,
+    ];
+    let answers: Vec<String> = pool
+        .map(&task, inputs)
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    // SHA-256 of nothing, and the benchmarks game's energy after 1,000 steps.
+    assert_eq!(
+        answers,
+        [
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "-0.169087605"
+        ]
+    );
+}
