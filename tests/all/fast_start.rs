@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::support::{assert_refused, guest, tempdir, wasmpool};
+use crate::support::{assert_refused, guest, json_stdout, tempdir, wasmpool};
 
 fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -51,13 +51,7 @@ fn run_fib_with_cache_home(cache: &[&str], home: &Path) -> serde_json::Value {
         .args(["--inputs", "[20]"])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    json_stdout(&output)
 }
 
 #[test]

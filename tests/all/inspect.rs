@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{assert_refused, guest, tempdir, wasmpool};
+use crate::support::{assert_refused, guest, json_stdout, tempdir, wasmpool};
 
 fn inspect(file: &Path) -> Value {
     let output = wasmpool()
@@ -13,13 +13,7 @@ fn inspect(file: &Path) -> Value {
         .arg("--json")
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    json_stdout(&output)
 }
 
 fn has(list: &Value, wanted: &str) -> bool {

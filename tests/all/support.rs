@@ -87,3 +87,14 @@ pub fn assert_refused(output: &Output, expected: &str) {
     assert!(!stderr.contains("stack backtrace"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+/// The JSON a successful run printed on stdout.
+pub fn json_stdout(output: &Output) -> serde_json::Value {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}

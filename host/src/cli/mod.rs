@@ -213,11 +213,19 @@ pub(crate) fn task_file(task: &std::path::Path) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn compile(args: &CompileArgs) -> anyhow::Result<()> {
+/// The task's file (built first if it is a crate), its bytes, and a
+/// one-worker pool to compile or inspect them with.
+fn task_bytes(task: &std::path::Path) -> anyhow::Result<(PathBuf, Vec<u8>, wasmpool::Pool)> {
     use anyhow::Context;
-    let path = task_file(&args.task)?;
+    let path = task_file(task)?;
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let pool = wasmpool::Pool::builder().workers(1).build()?;
+    Ok((path, bytes, pool))
+}
+
+fn compile(args: &CompileArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let (path, bytes, pool) = task_bytes(&args.task)?;
     let compiled = pool
         .precompile(&bytes)
         .with_context(|| format!("cannot compile {}", path.display()))?;
@@ -233,9 +241,7 @@ fn compile(args: &CompileArgs) -> anyhow::Result<()> {
 
 fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    let path = task_file(&args.task)?;
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let pool = wasmpool::Pool::builder().workers(1).build()?;
+    let (path, bytes, pool) = task_bytes(&args.task)?;
     let found = pool
         .inspect(&bytes)
         .with_context(|| format!("cannot inspect {}", path.display()))?;
