@@ -68,63 +68,63 @@ pub struct Inspection {
     pub task: Result<(), LoadError>,
 }
 
-/// Reads what `bytes` are; `task` is the outcome of loading them as a task.
-pub(crate) fn inspect(
+/// Whether `component` exports the task world's `run` function.
+pub(crate) fn exports_run(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, item)| name == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_)))
+}
+
+/// What the core module in `bytes` is; `task` says why it is not a task.
+pub(crate) fn module(
     engine: &Engine,
     bytes: &[u8],
     task: Result<(), LoadError>,
 ) -> Result<Inspection, LoadError> {
-    let memories = memories(bytes)?;
-    if Parser::is_core_wasm(bytes) {
-        let module = Module::new(engine, bytes).map_err(|error| {
-            LoadError::new(
-                LoadErrorKind::Invalid,
-                format!("not a valid module: {error:#}"),
-            )
-        })?;
-        let exports: Vec<String> = module
-            .exports()
-            .map(|export| export.name().to_string())
-            .collect();
-        let kind = if exports.iter().any(|name| name == "_start") {
-            WasmKind::CommandModule
-        } else {
-            WasmKind::Module
-        };
-        return Ok(Inspection {
-            kind,
-            imports: module
-                .imports()
-                .map(|import| format!("{}::{}", import.module(), import.name()))
-                .collect(),
-            exports,
-            memories,
-            task,
-        });
-    }
-    let component = Component::new(engine, bytes).map_err(|error| {
+    let module = Module::new(engine, bytes).map_err(|error| {
         LoadError::new(
             LoadErrorKind::Invalid,
-            format!("not a valid component: {error:#}"),
+            format!("not a valid module: {error:#}"),
         )
     })?;
-    let shape = component.component_type();
-    let exports: Vec<(String, bool)> = shape
-        .exports(engine)
-        .map(|(name, item)| {
-            let is_func = matches!(item.ty, ComponentItem::ComponentFunc(_));
-            (name.to_string(), is_func)
-        })
+    let exports: Vec<String> = module
+        .exports()
+        .map(|export| export.name().to_string())
         .collect();
-    let kind = if exports
-        .iter()
-        .any(|(name, is_func)| name == "run" && *is_func)
-    {
+    let kind = if exports.iter().any(|name| name == "_start") {
+        WasmKind::CommandModule
+    } else {
+        WasmKind::Module
+    };
+    Ok(Inspection {
+        kind,
+        imports: module
+            .imports()
+            .map(|import| format!("{}::{}", import.module(), import.name()))
+            .collect(),
+        exports,
+        memories: memories(bytes)?,
+        task,
+    })
+}
+
+/// What the compiled `component` (from `bytes`) is; `task` is the outcome
+/// of linking it as a task.
+pub(crate) fn component(
+    engine: &Engine,
+    bytes: &[u8],
+    component: &Component,
+    task: Result<(), LoadError>,
+) -> Result<Inspection, LoadError> {
+    let shape = component.component_type();
+    let exports: Vec<String> = shape
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let kind = if exports_run(engine, component) {
         WasmKind::TaskComponent
-    } else if exports
-        .iter()
-        .any(|(name, _)| name.starts_with("wasi:cli/run@"))
-    {
+    } else if exports.iter().any(|name| name.starts_with("wasi:cli/run@")) {
         WasmKind::CommandComponent
     } else {
         WasmKind::Component
@@ -135,8 +135,8 @@ pub(crate) fn inspect(
             .imports(engine)
             .map(|(name, _)| name.to_string())
             .collect(),
-        exports: exports.into_iter().map(|(name, _)| name).collect(),
-        memories,
+        exports,
+        memories: memories(bytes)?,
         task,
     })
 }

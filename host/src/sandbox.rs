@@ -9,7 +9,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
@@ -150,31 +149,34 @@ impl Runtime {
     /// Compiles `bytes` and checks that they are a component of the `task`
     /// world whose imports the host provides.
     pub(crate) fn load(&self, bytes: &[u8]) -> Result<TaskPre<TaskState>, LoadError> {
-        let component = if bytes.starts_with(PRECOMPILED) {
-            self.deserialize(bytes)?
-        } else {
-            check_header(bytes)?;
-            Component::new(&self.engine, bytes).map_err(|error| {
-                LoadError::new(
-                    LoadErrorKind::Invalid,
-                    format!("not a valid component: {error:#}"),
-                )
-            })?
-        };
-        let exports_run = component
-            .component_type()
-            .exports(&self.engine)
-            .any(|(name, item)| {
-                name == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_))
-            });
-        if !exports_run {
+        let component = self.compile(bytes)?;
+        self.prepare(&component)
+    }
+
+    /// Compiles a component (or loads a precompiled one).
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        if bytes.starts_with(PRECOMPILED) {
+            return self.deserialize(bytes);
+        }
+        check_header(bytes)?;
+        Component::new(&self.engine, bytes).map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!("not a valid component: {error:#}"),
+            )
+        })
+    }
+
+    /// Checks that `component` is of the task world and links it.
+    fn prepare(&self, component: &Component) -> Result<TaskPre<TaskState>, LoadError> {
+        if !inspect::exports_run(&self.engine, component) {
             return Err(LoadError::new(
                 LoadErrorKind::NotATask,
                 "the component does not export `run`: it is not a task of the \
                  wasmpool:task world (write it with the wasmpool-guest SDK)",
             ));
         }
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| {
+        let instance_pre = self.linker.instantiate_pre(component).map_err(|error| {
             LoadError::new(
                 LoadErrorKind::MissingImport,
                 format!("{error:#} (the host provides WASI 0.2 and wasmpool:task/host only)"),
@@ -205,8 +207,14 @@ impl Runtime {
             ));
         }
         check_wasm(bytes)?;
-        let task = self.load(bytes).map(|_| ());
-        inspect::inspect(&self.engine, bytes, task)
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            // `check_header` says why a core module is not a task.
+            return inspect::module(&self.engine, bytes, check_header(bytes));
+        }
+        // Compiled once: for the task check and for the component's types.
+        let component = self.compile(bytes)?;
+        let task = self.prepare(&component).map(|_| ());
+        inspect::component(&self.engine, bytes, &component, task)
     }
 
     /// Compiles a component ahead of time for engines configured like this
