@@ -20,8 +20,9 @@ pub enum ErrorKind {
     Trap,
     /// The guest ran out of wasm stack.
     StackOverflow,
-    /// The guest called `exit` before returning a result.
-    /// [`TaskError::exit_code`] holds the code.
+    /// The guest called `exit` before returning a result, or a command
+    /// program exited with a code other than 0. [`TaskError::exit_code`]
+    /// holds the code.
     Exit,
     /// The guest returned `Err(message)` from `run`.
     GuestError,
@@ -33,6 +34,10 @@ pub enum ErrorKind {
     FuelExhausted,
     /// The task was cancelled: before it ran, or while it ran.
     Cancelled,
+    /// The input does not fit the invoked function's parameters (see
+    /// [`LoadOptions::invoke`](crate::LoadOptions::invoke)); the task did
+    /// not run.
+    InvalidInput,
     /// The host failed while running the task: a bug in wasmpool, reported
     /// on this task alone.
     Internal,
@@ -40,7 +45,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Panic,
         ErrorKind::Trap,
         ErrorKind::StackOverflow,
@@ -50,12 +55,13 @@ impl ErrorKind {
         ErrorKind::MemoryLimit,
         ErrorKind::FuelExhausted,
         ErrorKind::Cancelled,
+        ErrorKind::InvalidInput,
         ErrorKind::Internal,
     ];
 
     /// The kind's name as the CLI writes it: `panic`, `trap`,
     /// `stack-overflow`, `exit`, `guest-error`, `timeout`, `memory-limit`,
-    /// `fuel-exhausted`, `cancelled`, `internal`.
+    /// `fuel-exhausted`, `cancelled`, `invalid-input`, `internal`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Panic => "panic",
@@ -67,6 +73,7 @@ impl ErrorKind {
             ErrorKind::MemoryLimit => "memory-limit",
             ErrorKind::FuelExhausted => "fuel-exhausted",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::InvalidInput => "invalid-input",
             ErrorKind::Internal => "internal",
         }
     }

@@ -11,18 +11,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::Val;
+use wasmtime::{ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::capture::CapturePipe;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::sandbox::{Settings, TICK, TaskPre, bindings};
+use crate::sandbox::{Command, CommandEntry, Program, Settings, TICK, bindings};
 use crate::seed::{self, TaskRngs};
 use crate::task::{TaskOutput, TaskResult};
+use crate::values;
 
 /// Why a running task was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,7 @@ impl std::error::Error for Interruption {}
 struct Watch {
     slot: Arc<Slot>,
     settings: Arc<Settings>,
+    worker: usize,
     deadline: Option<Instant>,
 }
 
@@ -128,8 +132,8 @@ impl ResourceLimiter for MemoryGuard {
 
 /// The host state of one task's `Store`.
 pub(crate) struct TaskState {
-    wasi: WasiCtx,
-    table: ResourceTable,
+    /// WASI for components (0.2) and for core modules (preview 1) alike.
+    pub(crate) wasi: WasiP1Ctx,
     /// The message the guest's panic hook reported, if it panicked.
     panic: Option<String>,
     memory: MemoryGuard,
@@ -138,16 +142,17 @@ pub(crate) struct TaskState {
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        self.wasi.ctx()
     }
 }
 
 impl bindings::wasmpool::task::host::Host for TaskState {
     fn report_progress(&mut self, fraction: f64) {
         self.watch.slot.set_progress(fraction);
+        let Watch {
+            settings, worker, ..
+        } = &self.watch;
+        settings.progress.set(*worker, fraction);
     }
 
     fn report_panic(&mut self, message: String) {
@@ -166,15 +171,51 @@ thread_local! {
     static KEPT: RefCell<Option<Instance>> = const { RefCell::new(None) };
 }
 
-/// A live store and instance of one component, with its output pipes.
+/// A live store and instance of one program, with its output pipes.
 struct Instance {
-    pre: Arc<TaskPre<TaskState>>,
+    program: Arc<Program>,
     store: Store<TaskState>,
-    task: bindings::Task,
+    entry: Entry,
     stdout: CapturePipe,
     stderr: CapturePipe,
     rngs: Option<TaskRngs>,
     runs: u32,
+}
+
+/// What a run calls in an instance.
+enum Entry {
+    Task(bindings::Task),
+    Func(wasmtime::component::Func),
+    Start(TypedFunc<(), ()>),
+    Command(wasmtime_wasi::p2::bindings::Command),
+}
+
+/// What a run produced: a value, or (for a command program) its stdout.
+enum Returned {
+    Value(Vec<u8>),
+    Stdout,
+}
+
+/// A command program's stdin and arguments for one input.
+struct CommandIo {
+    stdin: Vec<u8>,
+    args: Vec<String>,
+}
+
+impl CommandIo {
+    fn new(command: &Command, input: &[u8]) -> CommandIo {
+        let mut args = vec![command.name.clone()];
+        let stdin = match &command.args_template {
+            Some(words) => {
+                let text = String::from_utf8_lossy(input);
+                args.extend(words.iter().map(|word| word.replace("{}", &text)));
+                Vec::new()
+            }
+            None => input.to_vec(),
+        };
+        args.extend(command.args.iter().cloned());
+        CommandIo { stdin, args }
+    }
 }
 
 /// Who runs a task, and the key of its random seed.
@@ -186,7 +227,7 @@ pub(crate) struct Placement {
 
 /// Everything one run of a task needs besides its input.
 pub(crate) struct Attempt<'a> {
-    pub(crate) pre: &'a Arc<TaskPre<TaskState>>,
+    pub(crate) program: &'a Arc<Program>,
     pub(crate) settings: &'a Arc<Settings>,
     pub(crate) limits: &'a Limits,
     pub(crate) placement: Placement,
@@ -199,39 +240,62 @@ pub(crate) fn run(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskR
 
 async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
     let Attempt {
-        pre,
+        program,
         settings,
         limits,
         placement,
     } = *attempt;
     let started = Instant::now();
+    let mut metrics = Metrics {
+        started: Some(started),
+        ..Metrics::default()
+    };
+    // The arguments of an invoked function are checked before it runs.
+    let arguments = match &**program {
+        Program::Invoke(invoke) => match values::arguments(input, &invoke.params) {
+            Ok(arguments) => arguments,
+            Err(why) => {
+                let error = TaskError::new(ErrorKind::InvalidInput, why);
+                return Err(ran(error, metrics, placement.worker));
+            }
+        },
+        _ => Vec::new(),
+    };
+    settings.progress.clear(placement.worker);
     let watch = Watch {
         slot,
         settings: Arc::clone(settings),
+        worker: placement.worker,
         deadline: limits
             .timeout
             .and_then(|timeout| started.checked_add(timeout)),
     };
     let kept = if settings.reuse > 1 {
         KEPT.with(|kept| kept.borrow_mut().take())
-            .filter(|kept| Arc::ptr_eq(&kept.pre, pre) && kept.runs < settings.reuse)
+            .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse)
     } else {
         None
     };
     let instance = match kept {
         Some(instance) => Ok(instance),
-        None => instantiate(pre, settings, limits, &watch).await,
+        None => instantiate(program, input, settings, limits, &watch).await,
     };
-    let mut metrics = Metrics {
-        started: Some(started),
-        instantiate: started.elapsed(),
-        ..Metrics::default()
-    };
+    metrics.instantiate = started.elapsed();
     let mut instance = match instance {
         Ok(instance) => instance,
         Err(error) => return Err(ran(error, metrics, placement.worker)),
     };
-    let outcome = call(&mut instance, input, settings, limits, &placement, &watch).await;
+    let outcome = call(
+        &mut instance,
+        input,
+        arguments,
+        settings,
+        limits,
+        &placement,
+        &watch,
+    )
+    .await;
+    settings.progress.clear(placement.worker);
     let stdout = instance.stdout.take();
     let stderr = instance.stderr.take();
     let duration = started.elapsed();
@@ -242,12 +306,15 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         Some(budget.saturating_sub(left))
     });
     let result = match outcome {
-        Ok(Ok(value)) => Ok(value),
+        Ok(Ok(Returned::Value(value))) => Ok(value),
+        Ok(Ok(Returned::Stdout)) => Ok(stdout.as_bytes().to_vec()),
         Ok(Err(message)) => Err(TaskError::new(ErrorKind::GuestError, message)),
         Err(error) => Err(classify(&error, instance.store.data(), limits)),
     };
-    // A trap or a stop leaves an instance in no state to run again.
+    // A trap or a stop leaves an instance in no state to run again; a
+    // command program runs once.
     let healthy = match &result {
+        _ if matches!(instance.entry, Entry::Start(_) | Entry::Command(_)) => false,
         Ok(_) => true,
         Err(error) => error.kind() == ErrorKind::GuestError,
     };
@@ -287,9 +354,11 @@ fn ran(mut error: TaskError, metrics: Metrics, worker: usize) -> TaskError {
 }
 
 /// A new store and instance: capture pipes, the granted directories and
-/// variables, a seedable random source if the run has a seed.
+/// variables, a seedable random source if the run has a seed, and for a
+/// command program its stdin and arguments.
 async fn instantiate(
-    pre: &Arc<TaskPre<TaskState>>,
+    program: &Arc<Program>,
+    input: &[u8],
     settings: &Settings,
     limits: &Limits,
     watch: &Watch,
@@ -297,10 +366,13 @@ async fn instantiate(
     let stdout = CapturePipe::new(settings.max_output);
     let stderr = CapturePipe::new(settings.max_output);
     let rngs = settings.seed.map(TaskRngs::new);
-    let wasi = wasi_context(settings, &stdout, &stderr, rngs.as_ref())?;
+    let io = match &**program {
+        Program::Command(command) => Some(CommandIo::new(command, input)),
+        _ => None,
+    };
+    let wasi = wasi_context(settings, &stdout, &stderr, rngs.as_ref(), io)?;
     let state = TaskState {
         wasi,
-        table: ResourceTable::new(),
         panic: None,
         memory: MemoryGuard {
             max: limits.max_memory,
@@ -309,7 +381,7 @@ async fn instantiate(
         },
         watch: watch.clone(),
     };
-    let mut store = Store::new(pre.engine(), state);
+    let mut store = Store::new(settings_engine(program), state);
     store.limiter(|state| &mut state.memory);
     if let Some(fuel) = limits.fuel {
         // Instantiation runs the component's start code: it burns fuel too.
@@ -326,11 +398,11 @@ async fn instantiate(
         None => Ok(UpdateDeadline::Continue(1)),
     });
     store.set_epoch_deadline(1);
-    match pre.instantiate_async(&mut store).await {
-        Ok(task) => Ok(Instance {
-            pre: Arc::clone(pre),
+    match entry(program, &mut store).await {
+        Ok(entry) => Ok(Instance {
+            program: Arc::clone(program),
             store,
-            task,
+            entry,
             stdout,
             stderr,
             rngs,
@@ -340,16 +412,54 @@ async fn instantiate(
     }
 }
 
+fn settings_engine(program: &Program) -> &wasmtime::Engine {
+    match program {
+        Program::Task(pre) => pre.engine(),
+        Program::Invoke(invoke) => invoke.pre.engine(),
+        Program::Command(command) => match &command.entry {
+            CommandEntry::Module(pre) => pre.module().engine(),
+            CommandEntry::Component(pre) => pre.engine(),
+        },
+    }
+}
+
+/// Instantiates `program` in `store` and finds what a run calls.
+async fn entry(program: &Program, store: &mut Store<TaskState>) -> wasmtime::Result<Entry> {
+    Ok(match program {
+        Program::Task(pre) => Entry::Task(pre.instantiate_async(&mut *store).await?),
+        Program::Invoke(invoke) => {
+            let instance = invoke.pre.instantiate_async(&mut *store).await?;
+            let func = instance
+                .get_func(&mut *store, invoke.export)
+                .ok_or_else(|| wasmtime::format_err!("the invoked function is not exported"))?;
+            Entry::Func(func)
+        }
+        Program::Command(command) => match &command.entry {
+            CommandEntry::Module(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                Entry::Start(instance.get_typed_func::<(), ()>(&mut *store, "_start")?)
+            }
+            CommandEntry::Component(pre) => {
+                Entry::Command(pre.instantiate_async(&mut *store).await?)
+            }
+        },
+    })
+}
+
 fn wasi_context(
     settings: &Settings,
     stdout: &CapturePipe,
     stderr: &CapturePipe,
     rngs: Option<&TaskRngs>,
-) -> Result<WasiCtx, TaskError> {
+    io: Option<CommandIo>,
+) -> Result<WasiP1Ctx, TaskError> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_blocking_current_thread(true);
+    if let Some(io) = io {
+        wasi.stdin(MemoryInputPipe::new(io.stdin)).args(&io.args);
+    }
     for (key, value) in &settings.grants.env {
         wasi.env(key, value);
     }
@@ -375,18 +485,20 @@ fn wasi_context(
             .insecure_random(rngs.insecure.clone())
             .insecure_random_seed(rngs.insecure_seed);
     }
-    Ok(wasi.build())
+    Ok(wasi.build_p1())
 }
 
-/// Calls `run` once under this task's limits, on a fresh or a kept instance.
+/// Calls the entry point once under this task's limits, on a fresh or a
+/// kept instance.
 async fn call(
     instance: &mut Instance,
     input: &[u8],
+    arguments: Vec<Val>,
     settings: &Settings,
     limits: &Limits,
     placement: &Placement,
     watch: &Watch,
-) -> wasmtime::Result<Result<Vec<u8>, String>> {
+) -> wasmtime::Result<Result<Returned, String>> {
     let state = instance.store.data_mut();
     state.watch = watch.clone();
     state.panic = None;
@@ -403,11 +515,55 @@ async fn call(
             .map_err(|_| wasmtime::Error::new(FuelNotMetered))?;
     }
     instance.store.set_epoch_deadline(1);
-    let run = instance.task.call_run(&mut instance.store, input);
+    let store = &mut instance.store;
+    let run = async {
+        match &instance.entry {
+            Entry::Task(task) => Ok(task
+                .call_run(&mut *store, input)
+                .await?
+                .map(Returned::Value)),
+            Entry::Func(func) => {
+                let mut results = vec![Val::Bool(false); func.ty(&*store).results().len()];
+                func.call_async(&mut *store, &arguments, &mut results)
+                    .await?;
+                let value = match results.as_slice() {
+                    [] => serde_json::Value::Null,
+                    [one] => values::to_json(one),
+                    many => many.iter().map(values::to_json).collect(),
+                };
+                Ok(Ok(Returned::Value(value.to_string().into_bytes())))
+            }
+            Entry::Start(start) => exited(start.call_async(&mut *store, ()).await),
+            Entry::Command(command) => {
+                match command.wasi_cli_run().call_run(&mut *store).await {
+                    // `run` returning an error is how a 0.2 program exits
+                    // with a failure.
+                    Ok(Err(())) => Err(wasmtime::Error::new(I32Exit(1))),
+                    other => exited(other.map(|_| ())),
+                }
+            }
+        }
+    };
     tokio::select! {
         biased;
         outcome = run => outcome,
         why = watch.stopped() => Err(why.into()),
+    }
+}
+
+/// A command program's end: returning from `_start`, or exiting with 0, is
+/// success; its stdout is the output.
+fn exited(outcome: wasmtime::Result<()>) -> wasmtime::Result<Result<Returned, String>> {
+    match outcome {
+        Ok(()) => Ok(Ok(Returned::Stdout)),
+        Err(error)
+            if error
+                .downcast_ref::<I32Exit>()
+                .is_some_and(|exit| exit.0 == 0) =>
+        {
+            Ok(Ok(Returned::Stdout))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -440,10 +596,7 @@ fn classify(error: &wasmtime::Error, state: &TaskState, limits: &Limits) -> Task
     } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
         let mut failure = TaskError::new(
             ErrorKind::Exit,
-            format!(
-                "the task exited with code {} before returning a result",
-                exit.0
-            ),
+            format!("the task exited with code {}", exit.0),
         );
         failure.details_mut().exit_code = Some(exit.0);
         failure
@@ -467,6 +620,10 @@ fn classify(error: &wasmtime::Error, state: &TaskState, limits: &Limits) -> Task
     };
     let details = failure.details_mut();
     details.trap_code = trap_code;
+    // An exit is no fault: where it was called from is noise.
+    if details.kind == ErrorKind::Exit {
+        return failure;
+    }
     details.backtrace = error
         .downcast_ref::<WasmBacktrace>()
         .map(|backtrace| backtrace.to_string());

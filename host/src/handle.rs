@@ -21,6 +21,53 @@ const FINISHED: u8 = 2;
 /// by `f64::clamp`.
 const NO_PROGRESS: u64 = u64::MAX;
 
+/// A reported fraction, clamped to [0, 1], as stored.
+fn progress_bits(fraction: f64) -> u64 {
+    let fraction = if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, 1.0)
+    };
+    fraction.to_bits()
+}
+
+fn read_progress(cell: &AtomicU64) -> Option<f64> {
+    match cell.load(Ordering::Relaxed) {
+        NO_PROGRESS => None,
+        bits => Some(f64::from_bits(bits)),
+    }
+}
+
+/// The progress the running task of each worker last reported: what a
+/// progress display shows for long tasks.
+pub(crate) struct ProgressBoard {
+    workers: Vec<AtomicU64>,
+}
+
+impl ProgressBoard {
+    pub(crate) fn new(workers: usize) -> ProgressBoard {
+        ProgressBoard {
+            workers: (0..workers).map(|_| AtomicU64::new(NO_PROGRESS)).collect(),
+        }
+    }
+
+    pub(crate) fn set(&self, worker: usize, fraction: f64) {
+        if let Some(cell) = self.workers.get(worker) {
+            cell.store(progress_bits(fraction), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn clear(&self, worker: usize) {
+        if let Some(cell) = self.workers.get(worker) {
+            cell.store(NO_PROGRESS, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<Option<f64>> {
+        self.workers.iter().map(read_progress).collect()
+    }
+}
+
 /// The state one submitted task shares between its worker and its handle.
 pub(crate) struct Slot {
     id: u64,
@@ -111,19 +158,12 @@ impl Slot {
     }
 
     pub(crate) fn set_progress(&self, fraction: f64) {
-        let fraction = if fraction.is_nan() {
-            0.0
-        } else {
-            fraction.clamp(0.0, 1.0)
-        };
-        self.progress.store(fraction.to_bits(), Ordering::Relaxed);
+        self.progress
+            .store(progress_bits(fraction), Ordering::Relaxed);
     }
 
     fn progress(&self) -> Option<f64> {
-        match self.progress.load(Ordering::Relaxed) {
-            NO_PROGRESS => None,
-            bits => Some(f64::from_bits(bits)),
-        }
+        read_progress(&self.progress)
     }
 
     fn is_failed(&self) -> bool {

@@ -76,6 +76,33 @@ pub(crate) fn exports_run(engine: &Engine, component: &Component) -> bool {
         .any(|(name, item)| name == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_)))
 }
 
+/// Whether `component` exports `wasi:cli/run`: a WASI command program.
+pub(crate) fn exports_cli_run(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("wasi:cli/run@"))
+}
+
+/// The functions `component` exports, those of its exported interfaces as
+/// `interface#name` (the names `--invoke` takes).
+pub(crate) fn exported_functions(engine: &Engine, component: &Component) -> Vec<String> {
+    let mut functions = Vec::new();
+    for (name, item) in component.component_type().exports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(_) => functions.push(name.to_string()),
+            ComponentItem::ComponentInstance(instance) => functions.extend(
+                instance
+                    .exports(engine)
+                    .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                    .map(|(func, _)| format!("{name}#{func}")),
+            ),
+            _ => {}
+        }
+    }
+    functions
+}
+
 /// What the core module in `bytes` is; `task` says why it is not a task.
 pub(crate) fn module(
     engine: &Engine,
@@ -124,7 +151,7 @@ pub(crate) fn component(
         .collect();
     let kind = if exports_run(engine, component) {
         WasmKind::TaskComponent
-    } else if exports.iter().any(|name| name.starts_with("wasi:cli/run@")) {
+    } else if exports_cli_run(engine, component) {
         WasmKind::CommandComponent
     } else {
         WasmKind::Component

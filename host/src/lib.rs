@@ -7,7 +7,10 @@
 //!
 //! A task is a WebAssembly component of the `wasmpool:task` world (see
 //! `wit/task.wit`), usually written in Rust with the `wasmpool-guest` SDK and
-//! built with `wasmpool build`.
+//! built with `wasmpool build`. Unmodified WASI command programs (core
+//! modules with `_start`, components exporting `wasi:cli/run`) load too,
+//! with stdin as input and stdout as output, and [`LoadOptions::invoke`]
+//! calls any exported function of any component with JSON arguments.
 //!
 //! ```no_run
 //! use wasmpool::{ErrorKind, Pool};
@@ -60,6 +63,7 @@ mod sandbox;
 mod seed;
 mod stats;
 mod task;
+mod values;
 mod wait;
 mod workers;
 
@@ -73,7 +77,7 @@ pub use map::{Map, MapUnordered};
 pub use metrics::Metrics;
 pub use pool::{Pool, PoolBuilder};
 pub use stats::Stats;
-pub use task::{Task, TaskOutput, TaskResult};
+pub use task::{LoadOptions, Task, TaskKind, TaskOutput, TaskResult};
 pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.
 pub use wasmtime::Trap;

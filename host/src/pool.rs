@@ -10,14 +10,14 @@ use std::time::Duration;
 use crate::completions::Listener;
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
 use crate::execute::{self, Attempt, Placement};
-use crate::handle::{Slot, TaskHandle};
+use crate::handle::{ProgressBoard, Slot, TaskHandle};
 use crate::input::Input;
 use crate::inspect::Inspection;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered};
 use crate::sandbox::{EngineOptions, Runtime, Settings};
 use crate::stats::Stats;
-use crate::task::{Task, TaskResult};
+use crate::task::{LoadOptions, Task, TaskResult};
 use crate::workers::{Job, Workers};
 
 /// Bytes of stdout, and of stderr, kept per task unless told otherwise.
@@ -199,6 +199,7 @@ impl PoolBuilder {
                 seed: self.seed,
                 abort: AtomicBool::new(false),
                 reuse: self.reuse,
+                progress: ProgressBoard::new(workers),
             }),
             limits: self.limits,
             window,
@@ -252,7 +253,9 @@ impl Pool {
     /// The pool's counters now: submitted, queued, running, finished, failed
     /// by kind, and each worker's busy time. Cheap enough to poll.
     pub fn stats(&self) -> Stats {
-        self.threads.stats()
+        let mut stats = self.threads.stats();
+        stats.progress = self.settings.progress.snapshot();
+        stats
     }
 
     /// The default limits of this pool's tasks.
@@ -260,9 +263,20 @@ impl Pool {
         &self.limits
     }
 
-    /// Loads a task component from a file: compiles it once and links it
-    /// against the host, so that each run only instantiates it.
+    /// Loads a task component, or a WASI command program, from a file:
+    /// compiles it once and links it against the host, so that each run
+    /// only instantiates it.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Task, LoadError> {
+        self.load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads a file as `options` say: a function of any component to
+    /// invoke, or a command program with arguments.
+    pub fn load_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<Task, LoadError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|error| LoadError::new(LoadErrorKind::Io, error.to_string()).at(path))?;
@@ -270,17 +284,26 @@ impl Pool {
             .file_stem()
             .and_then(|stem| stem.to_str())
             .unwrap_or("task");
-        let pre = self.runtime.load(&bytes).map_err(|error| error.at(path))?;
-        Ok(Task::new(pre, name))
+        let program = self
+            .runtime
+            .load_program(&bytes, name, options)
+            .map_err(|error| error.at(path))?;
+        Ok(Task::new(program, name))
     }
 
-    /// Loads a task component from its bytes.
+    /// Loads a task component (or a WASI command program) from its bytes.
     ///
     /// Bytes made by [`Pool::precompile`] (a `.cwasm`) load without
     /// compiling; wasmtime checks their version and settings but cannot check
     /// their machine code, so load only precompiled files you trust.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Task, LoadError> {
-        Ok(Task::new(self.runtime.load(bytes)?, "task"))
+        self.load_bytes_with(bytes, &LoadOptions::default())
+    }
+
+    /// [`Pool::load_bytes`] with [`LoadOptions`].
+    pub fn load_bytes_with(&self, bytes: &[u8], options: &LoadOptions) -> Result<Task, LoadError> {
+        let program = self.runtime.load_program(bytes, "task", options)?;
+        Ok(Task::new(program, "task"))
     }
 
     /// What a WebAssembly file is (task component, command component, core
@@ -324,14 +347,14 @@ impl Pool {
             seed_key,
         } = input;
         let work = {
-            let pre = Arc::clone(&task.pre);
+            let program = Arc::clone(&task.program);
             let settings = Arc::clone(&self.settings);
             let limits = limits.unwrap_or_else(|| self.limits.clone());
             let seed_key = seed_key.or(position).unwrap_or(id);
             let slot = Arc::clone(&slot);
             Box::new(move |worker, input: &[u8]| {
                 let attempt = Attempt {
-                    pre: &pre,
+                    program: &program,
                     settings: &settings,
                     limits: &limits,
                     placement: Placement { worker, seed_key },

@@ -9,16 +9,21 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker, Type};
 use wasmtime::{
-    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
+    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, Module,
     PoolingAllocationConfig,
 };
+use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::error::{BuildError, LoadError, LoadErrorKind};
 use crate::execute::TaskState;
+use crate::handle::ProgressBoard;
 use crate::inspect::{self, Inspection};
 use crate::limits::Grants;
+use crate::task::LoadOptions;
+use crate::values;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -29,6 +34,40 @@ pub(crate) mod bindings {
 }
 
 pub(crate) use bindings::TaskPre;
+
+/// What a loaded file runs as.
+pub(crate) enum Program {
+    /// A component of the task world: `run(input) -> result`.
+    Task(TaskPre<TaskState>),
+    /// A WASI command program: the input on stdin or in its arguments, its
+    /// stdout as the output.
+    Command(Command),
+    /// An exported function of any component, called with JSON arguments.
+    Invoke(Invoke),
+}
+
+/// A WASI command program and the arguments each run gets.
+pub(crate) struct Command {
+    pub(crate) entry: CommandEntry,
+    /// argv[0], then (with a template) the template's words.
+    pub(crate) name: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) args_template: Option<Vec<String>>,
+}
+
+pub(crate) enum CommandEntry {
+    /// A core module exporting `_start` (WASI preview 1).
+    Module(wasmtime::InstancePre<TaskState>),
+    /// A component exporting `wasi:cli/run`.
+    Component(CommandPre<TaskState>),
+}
+
+/// One exported function of a component and its signature.
+pub(crate) struct Invoke {
+    pub(crate) pre: wasmtime::component::InstancePre<TaskState>,
+    pub(crate) export: ComponentExportIndex,
+    pub(crate) params: Vec<(String, Type)>,
+}
 
 /// How often the engine's epoch advances: the granularity of time-outs and
 /// of cancelling a running task.
@@ -45,6 +84,8 @@ pub(crate) struct Settings {
     pub(crate) abort: AtomicBool,
     /// Runs per instance: 1 for a fresh instance every task.
     pub(crate) reuse: u32,
+    /// What each worker's running task last reported.
+    pub(crate) progress: ProgressBoard,
 }
 
 /// The engine and the host functions every task is linked against, and the
@@ -52,6 +93,8 @@ pub(crate) struct Settings {
 pub(crate) struct Runtime {
     engine: Engine,
     linker: Linker<TaskState>,
+    /// For WASI preview 1 command modules.
+    module_linker: wasmtime::Linker<TaskState>,
     ticker: Option<Ticker>,
 }
 
@@ -137,20 +180,201 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| bindings::Task::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|error| BuildError::new(format!("cannot link the host: {error:#}")))?;
+        let mut module_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |state: &mut TaskState| {
+            &mut state.wasi
+        })
+        .map_err(|error| BuildError::new(format!("cannot link WASI preview 1: {error:#}")))?;
         let ticker = Ticker::start(engine.clone())
             .map_err(|error| BuildError::new(format!("cannot start the epoch ticker: {error}")))?;
         Ok(Runtime {
             engine,
             linker,
+            module_linker,
             ticker: Some(ticker),
         })
     }
 
-    /// Compiles `bytes` and checks that they are a component of the `task`
-    /// world whose imports the host provides.
-    pub(crate) fn load(&self, bytes: &[u8]) -> Result<TaskPre<TaskState>, LoadError> {
-        let component = self.compile(bytes)?;
-        self.prepare(&component)
+    /// Compiles `bytes` and links them as `options` say: the function to
+    /// invoke, else a task, else a WASI command.
+    pub(crate) fn load_program(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        options: &LoadOptions,
+    ) -> Result<Program, LoadError> {
+        let program = if !bytes.starts_with(PRECOMPILED) && is_core_module(bytes) {
+            if options.invoke.is_some() {
+                return Err(LoadError::new(
+                    LoadErrorKind::CoreModule,
+                    "--invoke calls a function of a component; this is a core module",
+                ));
+            }
+            Program::Command(self.command_module(bytes, name, options)?)
+        } else {
+            let component = self.compile(bytes)?;
+            if let Some(function) = &options.invoke {
+                Program::Invoke(self.invoke(&component, function)?)
+            } else if inspect::exports_run(&self.engine, &component) {
+                Program::Task(self.prepare(&component)?)
+            } else if inspect::exports_cli_run(&self.engine, &component) {
+                let pre = self.link(&component)?;
+                let entry = CommandPre::new(pre).map_err(|error| {
+                    LoadError::new(LoadErrorKind::NotATask, format!("{error:#}"))
+                })?;
+                Program::Command(command(CommandEntry::Component(entry), name, options))
+            } else {
+                // The task check says what is wrong with it as a task.
+                Program::Task(self.prepare(&component).map_err(|error| {
+                    let functions = inspect::exported_functions(&self.engine, &component);
+                    if functions.is_empty() {
+                        return error;
+                    }
+                    LoadError::new(
+                        error.kind(),
+                        format!(
+                            "{}; to call one of its functions, use --invoke NAME \
+                             (it exports: {})",
+                            error.message(),
+                            functions.join(", ")
+                        ),
+                    )
+                })?)
+            }
+        };
+        let is_command = matches!(program, Program::Command(_));
+        if !is_command && (!options.args.is_empty() || options.args_template.is_some()) {
+            return Err(LoadError::new(
+                LoadErrorKind::NotATask,
+                "arguments (--arg, --args-template) are for WASI command programs; \
+                 this is a component with a typed entry point: its input is its argument",
+            ));
+        }
+        Ok(program)
+    }
+
+    /// A core module with `_start`, linked against WASI preview 1.
+    fn command_module(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        options: &LoadOptions,
+    ) -> Result<Command, LoadError> {
+        let module = Module::new(&self.engine, bytes).map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::Invalid,
+                format!("not a valid module: {error:#}"),
+            )
+        })?;
+        if !module.exports().any(|export| export.name() == "_start") {
+            return Err(LoadError::new(
+                LoadErrorKind::CoreModule,
+                "a core module without `_start`: neither a WASI command program nor \
+                 a task (build a task for wasm32-wasip2 with the wasmpool-guest SDK)",
+            ));
+        }
+        let pre = self
+            .module_linker
+            .instantiate_pre(&module)
+            .map_err(|error| {
+                LoadError::new(
+                    LoadErrorKind::MissingImport,
+                    format!("{error:#} (the host provides WASI preview 1 to core modules)"),
+                )
+            })?;
+        Ok(command(CommandEntry::Module(pre), name, options))
+    }
+
+    /// The exported function `function` of `component`: `name`, or
+    /// `interface#name` for a function of an exported interface. The
+    /// interface may be given without its version or package
+    /// (`geometry#area`), and a function name alone finds the one function
+    /// of that name in any exported interface.
+    fn invoke(&self, component: &Component, function: &str) -> Result<Invoke, LoadError> {
+        let functions = inspect::exported_functions(&self.engine, component);
+        let matches: Vec<&String> = functions
+            .iter()
+            .filter(|candidate| names_function(candidate, function))
+            .collect();
+        let full_name = match matches.as_slice() {
+            [one] => one.as_str(),
+            [] => {
+                return Err(LoadError::new(
+                    LoadErrorKind::NotATask,
+                    format!(
+                        "no exported function `{function}`; the component exports: {}",
+                        if functions.is_empty() {
+                            "no functions".to_string()
+                        } else {
+                            functions.join(", ")
+                        }
+                    ),
+                ));
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|name| name.as_str()).collect();
+                return Err(LoadError::new(
+                    LoadErrorKind::NotATask,
+                    format!(
+                        "`{function}` names more than one exported function: {}; give the \
+                         interface too",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        };
+        let (instance, func) = match full_name.rsplit_once('#') {
+            Some((interface, func)) => (
+                component
+                    .get_export(None, interface)
+                    .map(|(_, index)| index),
+                func,
+            ),
+            None => (None, full_name),
+        };
+        let Some((ComponentItem::ComponentFunc(ty), export)) =
+            component.get_export(instance.as_ref(), func)
+        else {
+            return Err(LoadError::new(
+                LoadErrorKind::NotATask,
+                format!("cannot find the exported function `{full_name}`"),
+            ));
+        };
+        let params: Vec<(String, Type)> = ty
+            .params()
+            .map(|(name, ty)| (name.to_string(), ty))
+            .collect();
+        let unusable = params
+            .iter()
+            .map(|(_, ty)| ty.clone())
+            .chain(ty.results())
+            .find(|ty| !values::expressible(ty));
+        if let Some(ty) = unusable {
+            return Err(LoadError::new(
+                LoadErrorKind::NotATask,
+                format!(
+                    "`{function}` takes or returns a {}, which has no JSON form",
+                    values::describe(&ty)
+                ),
+            ));
+        }
+        Ok(Invoke {
+            pre: self.link(component)?,
+            export,
+            params,
+        })
+    }
+
+    fn link(
+        &self,
+        component: &Component,
+    ) -> Result<wasmtime::component::InstancePre<TaskState>, LoadError> {
+        self.linker.instantiate_pre(component).map_err(|error| {
+            LoadError::new(
+                LoadErrorKind::MissingImport,
+                format!("{error:#} (the host provides WASI 0.2 and wasmpool:task/host only)"),
+            )
+        })
     }
 
     /// Compiles a component (or loads a precompiled one).
@@ -176,12 +400,7 @@ impl Runtime {
                  wasmpool:task world (write it with the wasmpool-guest SDK)",
             ));
         }
-        let instance_pre = self.linker.instantiate_pre(component).map_err(|error| {
-            LoadError::new(
-                LoadErrorKind::MissingImport,
-                format!("{error:#} (the host provides WASI 0.2 and wasmpool:task/host only)"),
-            )
-        })?;
+        let instance_pre = self.link(component)?;
         TaskPre::new(instance_pre).map_err(|error| {
             LoadError::new(
                 LoadErrorKind::NotATask,
@@ -248,6 +467,40 @@ impl Runtime {
             )
         })
     }
+}
+
+/// Whether `wanted` names the exported function `full` (`interface#name`
+/// or `name`): in full, with the interface's version or package left out,
+/// or by the function's name alone.
+fn names_function(full: &str, wanted: &str) -> bool {
+    if full == wanted {
+        return true;
+    }
+    let Some((interface, func)) = full.rsplit_once('#') else {
+        return false;
+    };
+    match wanted.rsplit_once('#') {
+        None => func == wanted,
+        Some((wanted_interface, wanted_func)) => {
+            let unversioned = interface.split('@').next().unwrap_or(interface);
+            let short = unversioned.rsplit('/').next().unwrap_or(unversioned);
+            wanted_func == func && (wanted_interface == unversioned || wanted_interface == short)
+        }
+    }
+}
+
+fn command(entry: CommandEntry, name: &str, options: &LoadOptions) -> Command {
+    Command {
+        entry,
+        name: name.to_string(),
+        args: options.args.clone(),
+        args_template: options.args_template.clone(),
+    }
+}
+
+/// Whether `bytes` are a core module (layer 0), not a component.
+fn is_core_module(bytes: &[u8]) -> bool {
+    check_wasm(bytes).is_ok() && bytes[6..8] == [0, 0]
 }
 
 /// Refuses what is not WebAssembly at all, saying so.
@@ -327,6 +580,24 @@ impl Drop for Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_a_function_by_its_full_or_short_name() {
+        let full = "example:shapes/geometry@0.1.0#area";
+        for wanted in [
+            full,
+            "example:shapes/geometry#area",
+            "geometry#area",
+            "area",
+        ] {
+            assert!(names_function(full, wanted), "{wanted}");
+        }
+        for wanted in ["geometry#volume", "shapes#area", "are", "geometry"] {
+            assert!(!names_function(full, wanted), "{wanted}");
+        }
+        assert!(names_function("describe", "describe"));
+        assert!(!names_function("describe", "x#describe"));
+    }
 
     #[test]
     fn tells_what_a_file_is_from_its_header() {

@@ -10,7 +10,7 @@ use crate::error::ErrorKind;
 use crate::task::TaskResult;
 
 /// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Tasks accepted by `submit` (and by maps).
@@ -26,6 +26,10 @@ pub struct Stats {
     pub failed: BTreeMap<ErrorKind, u64>,
     /// Time each worker spent running tasks, by worker index.
     pub busy: Vec<Duration>,
+    /// By worker index: the progress (0.0 to 1.0) the task the worker runs
+    /// now last reported (`report_progress` in the guest SDK), if it runs
+    /// one that reported any.
+    pub progress: Vec<Option<f64>>,
 }
 
 pub(crate) struct Counters {
@@ -106,6 +110,7 @@ impl Counters {
                 .iter()
                 .map(|nanos| Duration::from_nanos(nanos.load(Ordering::Relaxed)))
                 .collect(),
+            progress: Vec::new(),
         }
     }
 }

@@ -8,25 +8,87 @@ use serde::de::DeserializeOwned;
 
 use crate::capture::Captured;
 use crate::error::TaskError;
-use crate::execute::TaskState;
 use crate::metrics::Metrics;
-use crate::sandbox::TaskPre;
+use crate::sandbox::Program;
 
 /// What a task run ends with: its output, or how it failed.
 pub type TaskResult = Result<TaskOutput, TaskError>;
 
-/// A task component, compiled and linked once, ready to run on any number of
-/// inputs. Cheap to clone; usable from every thread.
+/// A loaded program, compiled and linked once, ready to run on any number of
+/// inputs: a task component, a WASI command program, or a function of a
+/// component to invoke. Cheap to clone; usable from every thread.
 #[derive(Clone)]
 pub struct Task {
-    pub(crate) pre: Arc<TaskPre<TaskState>>,
+    pub(crate) program: Arc<Program>,
     name: Arc<str>,
 }
 
+/// How a [`Task`] turns an input into an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskKind {
+    /// A component of the `wasmpool:task` world: the input is `run`'s
+    /// argument, the output what it returns.
+    Task,
+    /// A WASI command program (a core module with `_start`, or a component
+    /// exporting `wasi:cli/run`): the input is its stdin (or, with an
+    /// arguments template, goes into its arguments); the output is its
+    /// stdout when it exits with 0, and any other exit code fails the task
+    /// as [`ErrorKind::Exit`](crate::ErrorKind::Exit).
+    Command,
+    /// An exported function of a component ([`LoadOptions::invoke`]): the
+    /// input is a JSON array of its arguments, the output its result as JSON.
+    Invoke,
+}
+
+/// How to load a file: which function to call, and for WASI command
+/// programs, their arguments. The default loads a task component, or a
+/// command program with no arguments.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub(crate) invoke: Option<String>,
+    pub(crate) args: Vec<String>,
+    pub(crate) args_template: Option<Vec<String>>,
+}
+
+impl LoadOptions {
+    /// Options that load a task component or a command program as it is.
+    pub fn new() -> LoadOptions {
+        LoadOptions::default()
+    }
+
+    /// Calls the exported function `name` of a component (of any world):
+    /// `name` for a function the component exports itself,
+    /// `interface#name` for one of an exported interface (e.g.
+    /// `example:shapes/geometry#area`).
+    pub fn invoke(mut self, name: impl Into<String>) -> LoadOptions {
+        self.invoke = Some(name.into());
+        self
+    }
+
+    /// Appends an argument that every run of a command program gets, after
+    /// those of the template.
+    pub fn arg(mut self, arg: impl Into<String>) -> LoadOptions {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Passes each input to a command program as arguments instead of on
+    /// stdin: every `{}` in these words is replaced by the input's text.
+    pub fn args_template<I, S>(mut self, words: I) -> LoadOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args_template = Some(words.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
 impl Task {
-    pub(crate) fn new(pre: TaskPre<TaskState>, name: &str) -> Task {
+    pub(crate) fn new(program: Program, name: &str) -> Task {
         Task {
-            pre: Arc::new(pre),
+            program: Arc::new(program),
             name: name.into(),
         }
     }
@@ -36,11 +98,23 @@ impl Task {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// How it turns an input into an output.
+    pub fn kind(&self) -> TaskKind {
+        match *self.program {
+            Program::Task(_) => TaskKind::Task,
+            Program::Command(_) => TaskKind::Command,
+            Program::Invoke(_) => TaskKind::Invoke,
+        }
+    }
 }
 
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task").field("name", &self.name).finish()
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .field("kind", &self.kind())
+            .finish()
     }
 }
 
@@ -59,7 +133,8 @@ pub struct TaskOutput {
 
 impl TaskOutput {
     /// The bytes `run` returned (JSON, for tasks written with the
-    /// wasmpool-guest SDK).
+    /// wasmpool-guest SDK); a command program's stdout; an invoked
+    /// function's result as JSON.
     pub fn value(&self) -> &[u8] {
         &self.value
     }

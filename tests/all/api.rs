@@ -223,7 +223,8 @@ fn as_completed_and_wait_gather_many_handles() {
     let waited = wasmpool::wait(handles, WaitFor::FirstCompleted);
     assert!(!waited.done.is_empty());
     assert!(waited.done.iter().all(|handle| handle.is_finished()));
-    assert!(waited.pending.iter().all(|handle| !handle.is_finished()));
+    // A pending task may finish any moment after `wait` returns.
+    assert_eq!(waited.done.len() + waited.pending.len(), 6);
 }
 
 #[test]
@@ -286,11 +287,12 @@ fn workers_go_on_after_repeated_faults() {
 #[test]
 fn a_file_that_is_not_a_task_gets_an_error_naming_what_is_wrong() {
     let pool = pool(1);
-    let command = pool.load(guest("word-count")).unwrap_err();
-    assert_eq!(command.kind(), LoadErrorKind::NotATask);
+    // A component of another world, neither a task nor a command.
+    let other = pool.load(guest("shapes")).unwrap_err();
+    assert_eq!(other.kind(), LoadErrorKind::NotATask);
     assert!(
-        command.to_string().contains("does not export `run`"),
-        "{command}"
+        other.to_string().contains("does not export `run`"),
+        "{other}"
     );
 
     let garbage = pool.load_bytes(b"certainly not wasm").unwrap_err();

@@ -1,31 +1,10 @@
 //! The real `wasmpool` binary: records, order, exit codes and errors.
 
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{assert_refused, guest, tempdir, wasmpool};
-
-fn run(task: &Path, args: &[&str]) -> Output {
-    wasmpool()
-        .arg("run")
-        .arg(task)
-        .args(args)
-        .output()
-        .expect("run wasmpool")
-}
-
-fn records(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{assert_refused, guest, records, run, stderr, tempdir, wasmpool};
 
 #[test]
 fn records_come_in_input_order_and_failures_exit_1() {
@@ -164,7 +143,7 @@ fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
         "cannot load /nonexistent.wasm",
     );
     assert_refused(
-        &run(&guest("word-count"), &["--inputs", "[1]"]),
+        &run(&guest("shapes"), &["--inputs", "[1]"]),
         "does not export `run`",
     );
     let not_wasm = tempdir("cli").join("not.wasm");
@@ -186,7 +165,7 @@ fn build_fails_cleanly_on_a_directory_without_a_crate() {
 }
 
 #[test]
-fn on_a_terminal_each_tasks_output_shows_as_it_finishes() {
+fn on_a_terminal_each_tasks_output_and_progress_show_as_it_runs() {
     let out = tempdir("cli-tty").join("records.jsonl");
     let command = format!(
         "'{}' run '{}' --inputs '[7]' --output '{}'",
@@ -206,6 +185,8 @@ fn on_a_terminal_each_tasks_output_shows_as_it_finishes() {
         "{shown}"
     );
     assert!(shown.contains("1 task: 1 ok"), "{shown}");
+    // The task reports its progress every half second; the bar shows it.
+    assert!(shown.contains("1 running (50%)"), "{shown}");
 
     // Not on a terminal: the output is in the record only, and no bar.
     let piped = run(&guest("really-hard-task"), &["--inputs", "[7]"]);

@@ -1,14 +1,7 @@
 //! Hostile and bad input to the real binary: each gets a one-line error and
 //! a documented exit code, never a panic or a backtrace.
 
-use std::path::Path;
-use std::process::Output;
-
-use crate::support::{assert_refused, guest, tempdir, wasmpool};
-
-fn run(task: &Path, args: &[&str]) -> Output {
-    wasmpool().arg("run").arg(task).args(args).output().unwrap()
-}
+use crate::support::{assert_refused, guest, run, tempdir};
 
 #[test]
 fn files_that_are_not_tasks() {
@@ -25,12 +18,12 @@ fn files_that_are_not_tasks() {
     );
     assert_refused(
         &run(&write("core.wasm", b"\0asm\x01\0\0\0"), &inputs),
-        "a core WebAssembly module, not a component",
+        "a core module without `_start`: neither a WASI command program nor a task",
     );
     let component = std::fs::read(guest("fib")).unwrap();
     let truncated = write("truncated.wasm", &component[..component.len() / 3]);
     assert_refused(&run(&truncated, &inputs), "not a valid component");
-    assert_refused(&run(&guest("word-count"), &inputs), "does not export `run`");
+    assert_refused(&run(&guest("shapes"), &inputs), "does not export `run`");
     assert_refused(
         &run(&guest("missing-import"), &inputs),
         "component imports instance `example:elsewhere/clock`",

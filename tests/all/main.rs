@@ -4,10 +4,12 @@
 
 mod api;
 mod cli;
+mod commands;
 mod fast_start;
 mod faults;
 mod hostile;
 mod inspect;
+mod invoke;
 mod limits;
 mod report;
 mod sandbox;

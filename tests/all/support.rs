@@ -98,3 +98,53 @@ pub fn json_stdout(output: &Output) -> serde_json::Value {
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// `wasmpool run TASK ARGS...`, waited for.
+pub fn run(task: &Path, args: &[&str]) -> Output {
+    wasmpool()
+        .arg("run")
+        .arg(task)
+        .args(args)
+        .output()
+        .expect("run wasmpool")
+}
+
+/// The JSON records of a run's stdout.
+pub fn records(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `guest-tasks/c/NAME.c` compiled to a WASI preview 1 command module by
+/// Zig's C compiler (`pip install ziglang`), once per test run.
+pub fn c_program(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest-tasks/c")
+        .join(format!("{name}.c"));
+    let path = tempdir("c-programs").join(format!("{name}.wasm"));
+    let output = Command::new("python3")
+        .args(["-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("run python3 -m ziglang (pip install ziglang)");
+    assert!(
+        output.status.success(),
+        "zig cc {name}.c failed (pip install ziglang):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    built.insert(name.to_string(), path.clone());
+    path
+}

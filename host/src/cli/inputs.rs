@@ -38,14 +38,32 @@ pub(crate) fn from_json_array(text: &str) -> anyhow::Result<Box<dyn Iterator<Ite
     )))
 }
 
-pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(if path == Path::new("-") {
         Box::new(BufReader::new(io::stdin()))
     } else {
         let file = File::open(path)
             .with_context(|| format!("cannot open the input file {}", path.display()))?;
         Box::new(BufReader::new(file))
-    };
+    })
+}
+
+/// One string input per line of text (`--lines`); empty lines too, since
+/// an empty line is an input like any other for a text program.
+pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+    let inputs = open(path)?.lines().enumerate().map(|(number, line)| Input {
+        index: number,
+        line: Some(number + 1),
+        value: line.map(Value::String).map_err(|error| Invalid {
+            text: String::new(),
+            reason: format!("line {} cannot be read: {error}", number + 1),
+        }),
+    });
+    Ok(Box::new(inputs))
+}
+
+pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+    let reader = open(path)?;
     let mut index = 0;
     let inputs = reader
         .lines()

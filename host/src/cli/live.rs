@@ -6,21 +6,20 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wasmpool::TaskResult;
+use wasmpool::{Stats, TaskResult};
+
+/// How often the bar shows the running tasks' own progress.
+pub(crate) const REFRESH: Duration = Duration::from_millis(200);
 
 pub(crate) struct Live {
     bar: Option<ProgressBar>,
-    failed: u64,
 }
 
 impl Live {
     /// `total` is the number of inputs when known in advance.
     pub(crate) fn new(on_terminal: bool, total: Option<u64>) -> Live {
         if !on_terminal {
-            return Live {
-                bar: None,
-                failed: 0,
-            };
+            return Live { bar: None };
         }
         let (bar, template) = match total {
             Some(total) => (
@@ -40,23 +39,39 @@ impl Live {
         bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         bar.enable_steady_tick(Duration::from_millis(200));
         bar.set_message("0 failed, 0 running");
-        Live {
-            bar: Some(bar),
-            failed: 0,
-        }
+        Live { bar: Some(bar) }
+    }
+
+    /// The bar, for a thread that refreshes it with [`Live::status`].
+    pub(crate) fn bar(&self) -> Option<ProgressBar> {
+        self.bar.clone()
     }
 
     /// A task finished: show its output and move the bar on.
-    pub(crate) fn task_done(&mut self, result: &TaskResult, running: u64) {
+    pub(crate) fn task_done(&mut self, result: &TaskResult, stats: &Stats) {
         let Some(bar) = &self.bar else {
             return;
         };
-        if result.is_err() {
-            self.failed += 1;
-        }
         bar.suspend(|| show(result));
-        bar.set_message(format!("{} failed, {running} running", self.failed));
+        Live::status(bar, stats);
         bar.inc(1);
+    }
+
+    /// Failed and running counts, and the progress long tasks report:
+    /// `1 failed, 2 running (40% 75%)`.
+    pub(crate) fn status(bar: &ProgressBar, stats: &Stats) {
+        let failed: u64 = stats.failed.values().sum();
+        let mut message = format!("{failed} failed, {} running", stats.running);
+        let reported: Vec<String> = stats
+            .progress
+            .iter()
+            .flatten()
+            .map(|fraction| format!("{:.0}%", fraction * 100.0))
+            .collect();
+        if !reported.is_empty() {
+            message.push_str(&format!(" ({})", reported.join(" ")));
+        }
+        bar.set_message(message);
     }
 
     /// Removes the bar before the summary is printed.

@@ -100,7 +100,9 @@ struct BuildArgs {
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("source").required(true), allow_negative_numbers = true)]
 pub(crate) struct RunArgs {
-    /// The task: a .wasm component, or a guest crate directory (built first).
+    /// The task: a task component (.wasm), a WASI command program (a core
+    /// module with `_start`, or a component exporting wasi:cli/run), a
+    /// precompiled .cwasm, or a guest crate directory (built first).
     task: PathBuf,
 
     /// The inputs as one JSON array; each element is one task's input.
@@ -110,6 +112,12 @@ pub(crate) struct RunArgs {
     /// A file with one JSON input per line (JSONL); `-` reads stdin.
     #[arg(long, value_name = "FILE", group = "source")]
     input_file: Option<PathBuf>,
+
+    /// A text file with one input per line, taken as plain text (a string),
+    /// not JSON: for command programs, like `xargs` or GNU parallel. `-`
+    /// reads stdin.
+    #[arg(long, value_name = "FILE", group = "source")]
+    lines: Option<PathBuf>,
 
     /// Worker threads [default: the number of cores].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -197,6 +205,29 @@ pub(crate) struct RunArgs {
     /// variable of the host otherwise.
     #[arg(long, value_name = "KEY=VALUE", value_parser = units::env_pair, help_heading = "Sandbox")]
     env: Vec<(String, String)>,
+
+    /// Call this exported function of a component of any world, instead of
+    /// a task's `run`: NAME, or INTERFACE#NAME for a function of an exported
+    /// interface. Each input is a JSON array of the arguments; the record's
+    /// `ok` is the result as JSON.
+    #[arg(long, value_name = "NAME", help_heading = "Programs")]
+    invoke: Option<String>,
+
+    /// For a WASI command program: pass each input in its arguments instead
+    /// of on stdin. The template is split into words at spaces; `{}` in a
+    /// word is replaced by the input's text (e.g. --args-template '--n {}').
+    #[arg(long, value_name = "TEMPLATE", help_heading = "Programs")]
+    args_template: Option<String>,
+
+    /// For a WASI command program: append ARG to the arguments of every run
+    /// (after the template's). Repeatable.
+    #[arg(
+        long = "arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        help_heading = "Programs"
+    )]
+    args: Vec<String>,
 
     /// Seed each task's random source from (S, input index), so that the run
     /// repeats exactly, whatever the worker count. Default: secure random.

@@ -60,10 +60,15 @@ impl Record {
         input: Value,
         result: &TaskResult,
         run_started: Instant,
+        text_output: bool,
     ) -> Record {
         let (ok, error, stdout, stderr, duration, worker, attempts, metrics) = match result {
             Ok(output) => (
-                Some(output_value(output.value())),
+                Some(if text_output {
+                    Value::String(String::from_utf8_lossy(output.value()).into_owned())
+                } else {
+                    output_value(output.value())
+                }),
                 None,
                 output.stdout(),
                 output.stderr(),

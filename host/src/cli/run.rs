@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::Value;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wasmpool::{ErrorKind, Pool, TaskResult};
+use wasmpool::{ErrorKind, LoadOptions, Pool, TaskKind, TaskResult};
 
 use super::inputs::{self, Input};
-use super::live::Live;
+use super::live::{Live, REFRESH};
 use super::record::Record;
 use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
@@ -38,21 +39,26 @@ struct Ledger {
     recorded: HashSet<u64>,
     skipped: usize,
     seen: usize,
+    /// Inputs and outputs are text (a command program's stdin and stdout).
+    text_io: bool,
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let task_path = super::task_file(&args.task)?;
-    let inputs = match (&args.inputs, &args.input_file) {
-        (Some(array), _) => inputs::from_json_array(array)?,
-        (None, Some(path)) => inputs::from_jsonl(path)?,
-        (None, None) => unreachable!("clap requires one input source"),
+    let inputs = match (&args.inputs, &args.input_file, &args.lines) {
+        (Some(array), _, _) => inputs::from_json_array(array)?,
+        (None, Some(path), _) => inputs::from_jsonl(path)?,
+        (None, None, Some(path)) => inputs::from_lines(path)?,
+        (None, None, None) => unreachable!("clap requires one input source"),
     };
     let recorded = match (&args.output, args.resume) {
         (Some(path), true) => resume::recorded_indices(path)?,
         _ => HashSet::new(),
     };
     let pool = pool(&args)?;
-    let task = pool.load(&task_path)?;
+    let task = pool.load_with(&task_path, &load_options(&args))?;
+    // A command program reads text: a string input is given as its text.
+    let text_io = task.kind() == TaskKind::Command;
     let mut sink: Box<dyn Write> = match &args.output {
         Some(path) => {
             let file = OpenOptions::new()
@@ -80,13 +86,26 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         recorded,
         skipped: 0,
         seen: 0,
+        text_io,
     });
     let interrupted = AtomicBool::new(false);
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
     let signals_handle = signals.handle();
 
+    let (run_over, refresher_stop) = crossbeam_channel::bounded::<()>(0);
+    let bar = live.borrow().bar();
     let written = std::thread::scope(|scope| {
+        if let Some(bar) = bar {
+            // Between finished tasks, the bar shows what the running ones
+            // report of their own progress.
+            let pool = &pool;
+            scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(REFRESH) {
+                    Live::status(&bar, &pool.stats());
+                }
+            });
+        }
         scope.spawn(|| {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
@@ -108,6 +127,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
             &mut writer,
         );
         signals_handle.close();
+        drop(run_over);
         written.map(|()| writer)
     })?;
     live.borrow().finish();
@@ -150,6 +170,20 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+fn load_options(args: &RunArgs) -> LoadOptions {
+    let mut options = LoadOptions::new();
+    if let Some(name) = &args.invoke {
+        options = options.invoke(name);
+    }
+    if let Some(template) = &args.args_template {
+        options = options.args_template(template.split_whitespace());
+    }
+    for arg in &args.args {
+        options = options.arg(arg);
+    }
+    options
 }
 
 fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
@@ -243,14 +277,14 @@ fn write_records(
     };
     if args.unordered {
         for (position, result) in pool.map_unordered(task, queue) {
-            live.borrow_mut().task_done(&result, pool.stats().running);
+            live.borrow_mut().task_done(&result, &pool.stats());
             writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
             let record = ledger.borrow_mut().record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
         let results = pool.map(task, queue).on_complete(|_, result| {
-            live.borrow_mut().task_done(result, pool.stats().running);
+            live.borrow_mut().task_done(result, &pool.stats());
         });
         for (position, result) in results.enumerate() {
             let record = ledger.borrow_mut().record(position, &result);
@@ -272,7 +306,10 @@ impl Ledger {
         }
         match input.value {
             Ok(value) => {
-                let bytes = serde_json::to_vec(&value).expect("a JSON value serialises");
+                let bytes = match &value {
+                    Value::String(text) if self.text_io => text.clone().into_bytes(),
+                    _ => serde_json::to_vec(&value).expect("a JSON value serialises"),
+                };
                 self.queued
                     .insert(self.next_queued, (input.index, input.line, value));
                 self.next_queued += 1;
@@ -294,7 +331,7 @@ impl Ledger {
             .queued
             .remove(&position)
             .expect("every result comes from a queued input");
-        Record::of_result(index, line, input, result, self.started)
+        Record::of_result(index, line, input, result, self.started, self.text_io)
     }
 }
 

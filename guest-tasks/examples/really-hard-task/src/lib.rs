@@ -1,11 +1,16 @@
 //! The seed's `really_hard_task`: draw a random float, sleep two seconds,
-//! print what was done and return the float.
+//! print what was done and return the float. It reports its progress every
+//! half second, which `wasmpool run` shows on its progress bar.
 
 use std::time::Duration;
 
 fn really_hard_task(some_parameter: i64) -> f64 {
     let result = random_unit();
-    std::thread::sleep(Duration::from_secs(2));
+    const STEPS: u32 = 4;
+    for step in 1..=STEPS {
+        std::thread::sleep(Duration::from_millis(500));
+        wasmpool_guest::report_progress(f64::from(step) / f64::from(STEPS));
+    }
     println!("finished task crunching {some_parameter} with result {result:.2}");
     result
 }
