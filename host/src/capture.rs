@@ -22,6 +22,11 @@ pub struct Captured {
 }
 
 impl Captured {
+    #[cfg(feature = "mpi")]
+    pub(crate) fn new(bytes: Vec<u8>, truncated: bool) -> Captured {
+        Captured { bytes, truncated }
+    }
+
     /// The bytes kept.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes

@@ -80,6 +80,13 @@ impl ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind named `name` ([`ErrorKind::as_str`]'s inverse).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// Whether a task that failed so may succeed when run again: a `trap`
     /// (a flaky guest), a `timeout` or a `memory-limit` (a loaded host).
     pub fn is_retryable(self) -> bool {

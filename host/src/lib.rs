@@ -48,10 +48,15 @@
 
 #![deny(missing_docs)]
 
+/// Cluster mode over MPI (feature `mpi`).
+#[cfg(feature = "mpi")]
+pub mod cluster;
+
 mod capture;
 mod completions;
 mod error;
 mod execute;
+mod executor;
 mod handle;
 mod input;
 mod inspect;
@@ -69,6 +74,7 @@ mod workers;
 
 pub use capture::Captured;
 pub use error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError, TaskError};
+pub use executor::Executor;
 pub use handle::TaskHandle;
 pub use input::Input;
 pub use inspect::{Inspection, MemoryDecl, WasmKind};

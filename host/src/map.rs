@@ -5,17 +5,31 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::completions::Completions;
+use crate::completions::Listener;
+use crate::error::SubmitError;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
 use crate::input::Input;
-use crate::pool::Pool;
 use crate::task::{Task, TaskResult};
+
+/// What a map submits to: a local pool or a cluster.
+pub(crate) trait Submit {
+    /// Queues a task; `position` is its place in a map (its default seed
+    /// key), `listener` hears of its completion.
+    fn submit_with(
+        &self,
+        task: &Task,
+        input: Input,
+        position: Option<u64>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, SubmitError<Vec<u8>>>;
+}
 
 type OnComplete<'p> = Box<dyn FnMut(usize, &TaskResult) + 'p>;
 
 /// The tasks of one map in flight, fed from the inputs as room frees up.
 struct Window<'p, I> {
-    pool: &'p Pool,
+    pool: &'p dyn Submit,
     task: Task,
     inputs: I,
     next_index: usize,
@@ -34,7 +48,7 @@ where
     I: Iterator,
     I::Item: Into<Input>,
 {
-    fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
+    fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         Window {
             pool,
             task,
@@ -127,7 +141,7 @@ where
     I: Iterator,
     I::Item: Into<Input>,
 {
-    pub(crate) fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
+    pub(crate) fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         Map {
             window: Window::new(pool, task, inputs, limit),
             head: 0,
@@ -179,7 +193,7 @@ where
     I: Iterator,
     I::Item: Into<Input>,
 {
-    pub(crate) fn new(pool: &'p Pool, task: Task, inputs: I, limit: usize) -> Self {
+    pub(crate) fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         MapUnordered {
             window: Window::new(pool, task, inputs, limit),
         }

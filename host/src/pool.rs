@@ -14,7 +14,7 @@ use crate::handle::{ProgressBoard, Slot, TaskHandle};
 use crate::input::Input;
 use crate::inspect::Inspection;
 use crate::limits::{DirGrant, Grants, Limits};
-use crate::map::{Map, MapUnordered};
+use crate::map::{Map, MapUnordered, Submit};
 use crate::sandbox::{EngineOptions, Runtime, Settings};
 use crate::stats::Stats;
 use crate::task::{LoadOptions, Task, TaskResult};
@@ -44,6 +44,18 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
+    /// The limits every task gets unless its input says otherwise.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn default_limits(&self) -> Limits {
+        self.limits.clone()
+    }
+
+    /// The map window, if one was set.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn window_hint(&self) -> Option<usize> {
+        self.window
+    }
+
     /// How many worker threads run tasks. Defaults to the number of cores
     /// this process may use.
     pub fn workers(mut self, workers: usize) -> PoolBuilder {
@@ -302,8 +314,18 @@ impl Pool {
 
     /// [`Pool::load_bytes`] with [`LoadOptions`].
     pub fn load_bytes_with(&self, bytes: &[u8], options: &LoadOptions) -> Result<Task, LoadError> {
-        let program = self.runtime.load_program(bytes, "task", options)?;
-        Ok(Task::new(program, "task"))
+        self.load_named(bytes, "task", options)
+    }
+
+    /// Loads bytes under the name of the file they came from.
+    pub(crate) fn load_named(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        options: &LoadOptions,
+    ) -> Result<Task, LoadError> {
+        let program = self.runtime.load_program(bytes, name, options)?;
+        Ok(Task::new(program, name))
     }
 
     /// What a WebAssembly file is (task component, command component, core
@@ -329,10 +351,10 @@ impl Pool {
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
         self.submit_with(task, input.into(), None, None)
     }
+}
 
-    /// Queues a task; `position` is its place in a map (its default seed
-    /// key), `listener` hears of its completion.
-    pub(crate) fn submit_with(
+impl Submit for Pool {
+    fn submit_with(
         &self,
         task: &Task,
         input: Input,
@@ -373,7 +395,9 @@ impl Pool {
             Err(job) => Err(SubmitError(job.input)),
         }
     }
+}
 
+impl Pool {
     /// Runs `task` on every input and yields the results in input order.
     ///
     /// Inputs are read lazily, with at most the map window of tasks in

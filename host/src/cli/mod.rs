@@ -229,6 +229,12 @@ pub(crate) struct RunArgs {
     )]
     args: Vec<String>,
 
+    /// Run on an MPI cluster, under `mpirun -n N` (N >= 2): rank 0 reads the
+    /// inputs and writes the records, every other rank runs tasks on all its
+    /// cores. Needs a wasmpool built with `--features mpi`.
+    #[arg(long, help_heading = "Cluster")]
+    mpi: bool,
+
     /// Seed each task's random source from (S, input index), so that the run
     /// repeats exactly, whatever the worker count. Default: secure random.
     #[arg(long, value_name = "S", help_heading = "Sandbox")]

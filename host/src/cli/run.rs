@@ -13,7 +13,7 @@ use crossbeam_channel::RecvTimeoutError;
 use serde_json::Value;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wasmpool::{ErrorKind, LoadOptions, Pool, TaskKind, TaskResult};
+use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, TaskResult};
 
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
@@ -44,6 +44,32 @@ struct Ledger {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let builder = builder(&args)?;
+    if args.mpi {
+        return run_on_cluster(args, builder);
+    }
+    run_on(&args, builder.build()?)
+}
+
+/// Under `mpirun`: rank 0 runs the job, the other ranks serve it.
+#[cfg(feature = "mpi")]
+fn run_on_cluster(args: RunArgs, builder: wasmpool::PoolBuilder) -> anyhow::Result<u8> {
+    match wasmpool::cluster::start(builder)? {
+        wasmpool::cluster::Role::Coordinator(cluster) => run_on(&args, *cluster),
+        wasmpool::cluster::Role::Worker => Ok(EXIT_OK),
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_on_cluster(_: RunArgs, _: wasmpool::PoolBuilder) -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "this wasmpool was built without cluster mode: build it with \
+         `cargo build --release --features mpi` (needs OpenMPI and libclang)"
+    )
+}
+
+/// The run on a local pool or a cluster.
+fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let task_path = super::task_file(&args.task)?;
     let inputs = match (&args.inputs, &args.input_file, &args.lines) {
         (Some(array), _, _) => inputs::from_json_array(array)?,
@@ -55,8 +81,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         (Some(path), true) => resume::recorded_indices(path)?,
         _ => HashSet::new(),
     };
-    let pool = pool(&args)?;
-    let task = pool.load_with(&task_path, &load_options(&args))?;
+    let task = pool.load_with(&task_path, &load_options(args))?;
     // A command program reads text: a string input is given as its text.
     let text_io = task.kind() == TaskKind::Command;
     let mut sink: Box<dyn Write> = match &args.output {
@@ -118,7 +143,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         let mut writer = RecordWriter::new(&mut *sink, args.report.is_some());
         let written = write_records(
             inputs,
-            &args,
+            args,
             &pool,
             &task,
             &ledger,
@@ -186,7 +211,7 @@ fn load_options(args: &RunArgs) -> LoadOptions {
     options
 }
 
-fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
+fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     let mut builder = Pool::builder()
         .retries(args.retries)
         .reuse_instances(args.reuse_instances);
@@ -223,7 +248,7 @@ fn pool(args: &RunArgs) -> anyhow::Result<Pool> {
     if let Some(dir) = cache_dir(args) {
         builder = builder.cache_dir(dir);
     }
-    Ok(builder.build()?)
+    Ok(builder)
 }
 
 /// Where compiled code is cached: --cache-dir, else the user's cache
@@ -246,7 +271,7 @@ fn cache_dir(args: &RunArgs) -> Option<std::path::PathBuf> {
 
 /// After a signal: cancel the queued tasks at once, let running ones finish
 /// for [`GRACE`] (or until the run ends), then stop them.
-fn stop_after_grace(pool: &Pool, signals: &signal_hook::iterator::Handle) {
+fn stop_after_grace(pool: &impl Executor, signals: &signal_hook::iterator::Handle) {
     pool.shutdown(false, true);
     let deadline = Instant::now() + GRACE;
     while Instant::now() < deadline && !signals.is_closed() {
@@ -259,7 +284,7 @@ fn stop_after_grace(pool: &Pool, signals: &signal_hook::iterator::Handle) {
 fn write_records(
     inputs: Box<dyn Iterator<Item = Input>>,
     args: &RunArgs,
-    pool: &Pool,
+    pool: &impl Executor,
     task: &wasmpool::Task,
     ledger: &RefCell<Ledger>,
     interrupted: &AtomicBool,

@@ -1,0 +1,631 @@
+//! Cluster mode: the same tasks over MPI ranks, on OpenMPI through the `mpi`
+//! crate.
+//!
+//! Every rank runs the same program (under `mpirun`) and calls [`start`].
+//! Rank 0 becomes the coordinator and gets a [`Cluster`], an [`Executor`]
+//! like a local [`Pool`]: it compiles each task once to check it, sends its
+//! bytes to the other ranks, and hands them inputs in chunks. Every other
+//! rank runs a local pool on all its cores and sends results back; [`start`]
+//! returns [`Role::Worker`] there once the coordinator is done.
+//!
+//! Flow control is by credit: each worker rank takes at most four tasks per
+//! core at a time, so the coordinator never floods a rank and holds only
+//! the tasks in flight; a rank that finishes sooner gets more (the split is
+//! dynamic). One thread of the coordinator does all its MPI calls.
+
+mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use mpi::Threading;
+use mpi::environment::Universe;
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::topology::{Communicator, SimpleCommunicator};
+
+use crate::completions::{Completions, Listener};
+use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError, TaskError};
+use crate::executor::Executor;
+use crate::handle::{Slot, TaskHandle};
+use crate::input::Input;
+use crate::limits::Limits;
+use crate::map::{Map, MapUnordered, Submit};
+use crate::pool::{Pool, PoolBuilder};
+use crate::stats::{Counters, Stats};
+use crate::task::{LoadOptions, Task};
+
+use wire::{JobSpec, Reader, Writer};
+
+/// Tasks a worker rank may hold per core of its pool.
+const CREDIT_PER_WORKER: usize = 4;
+
+/// Most tasks in one `WORK` message.
+const MAX_CHUNK: usize = 256;
+
+/// How long an idle loop waits for something to do before it polls MPI
+/// again.
+const POLL: Duration = Duration::from_micros(200);
+
+/// What [`start`] made of this rank.
+pub enum Role {
+    /// Rank 0: submit tasks here.
+    Coordinator(Box<Cluster>),
+    /// Any other rank: it ran tasks until the coordinator finished, and has
+    /// nothing more to do.
+    Worker,
+}
+
+/// Initialises MPI and gives this rank its role. Every rank must call it
+/// with the same builder: worker ranks build their pools from it, the
+/// coordinator checks tasks with it.
+///
+/// Call it before anything else that uses MPI or wasmtime, so that
+/// wasmtime's signal handlers are installed after MPI's.
+pub fn start(builder: PoolBuilder) -> Result<Role, BuildError> {
+    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Multiple) else {
+        return Err(BuildError::new(
+            "MPI is already initialised in this process: call wasmpool::cluster::start once",
+        ));
+    };
+    if threading < Threading::Serialized {
+        return Err(BuildError::new(format!(
+            "this MPI library provides only {threading:?} threading; wasmpool needs \
+             Serialized or better (OpenMPI does)"
+        )));
+    }
+    let world = universe.world();
+    if world.size() < 2 {
+        return Err(BuildError::new(
+            "cluster mode needs at least 2 MPI ranks: rank 0 coordinates, the others \
+             run tasks (e.g. mpirun -n 3 wasmpool run --mpi ...)",
+        ));
+    }
+    if world.rank() == 0 {
+        Cluster::new(universe, builder).map(|cluster| Role::Coordinator(Box::new(cluster)))
+    } else {
+        let served = serve(&world, builder);
+        drop(universe);
+        served.map(|()| Role::Worker)
+    }
+}
+
+/// A pool spread over MPI ranks, seen from rank 0.
+pub struct Cluster {
+    /// Compiles tasks on rank 0 to check them before they are sent.
+    checker: Pool,
+    control: Sender<Control>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Task ids by the address of their compiled program.
+    tasks: Mutex<HashMap<usize, u64>>,
+    next_task: AtomicU64,
+    next_job: AtomicU64,
+    counters: Arc<Counters>,
+    workers: usize,
+    window: usize,
+    limits: Limits,
+    // Dropped last: finalises MPI.
+    _universe: Universe,
+}
+
+/// What the coordinator's MPI thread is asked to do.
+enum Control {
+    Load {
+        task: u64,
+        message: Vec<u8>,
+        reply: Sender<Result<(), String>>,
+    },
+    Job(Job),
+    Shutdown {
+        cancel_pending: bool,
+    },
+}
+
+struct Job {
+    task: u64,
+    spec: JobSpec,
+    slot: Arc<Slot>,
+}
+
+/// A load waiting for every rank's answer: whom to tell, how many ranks
+/// have not answered, the first error.
+type LoadWait = (Sender<Result<(), String>>, usize, Option<String>);
+
+/// A worker rank as the coordinator sees it.
+struct Rank {
+    rank: i32,
+    capacity: usize,
+    /// The rank's workers are numbered from here in results.
+    first_worker: usize,
+    held: HashMap<u64, Arc<Slot>>,
+}
+
+impl Cluster {
+    fn new(universe: Universe, builder: PoolBuilder) -> Result<Cluster, BuildError> {
+        let limits = builder.default_limits();
+        let window_hint = builder.window_hint();
+        let checker = builder.workers(1).build()?;
+        let world = universe.world();
+        // Each rank says how many tasks it may hold.
+        let mut ranks = Vec::new();
+        let mut workers = 0;
+        for _ in 1..world.size() {
+            let (message, status) = world.any_process().matched_probe_with_tag(wire::READY);
+            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+            let mut input = Reader::new(&bytes);
+            let (capacity, rank_workers) = match (input.u64(), input.u64()) {
+                (Ok(capacity), Ok(count)) => (capacity as usize, count as usize),
+                _ => return Err(BuildError::new(malformed(status.source_rank()))),
+            };
+            ranks.push(Rank {
+                rank: status.source_rank(),
+                capacity,
+                first_worker: workers,
+                held: HashMap::new(),
+            });
+            workers += rank_workers;
+        }
+        ranks.sort_by_key(|rank| rank.rank);
+        let credit: usize = ranks.iter().map(|rank| rank.capacity).sum();
+        let counters = Arc::new(Counters::new(workers));
+        let (control, orders) = crossbeam_channel::unbounded();
+        let thread = {
+            let counters = Arc::clone(&counters);
+            std::thread::Builder::new()
+                .name("wasmpool-mpi".to_string())
+                .spawn(move || Coordinator::new(ranks, counters).run(&orders))
+                .map_err(|error| BuildError::new(format!("cannot start the MPI thread: {error}")))?
+        };
+        Ok(Cluster {
+            checker,
+            control,
+            thread: Mutex::new(Some(thread)),
+            tasks: Mutex::new(HashMap::new()),
+            next_task: AtomicU64::new(0),
+            next_job: AtomicU64::new(0),
+            counters,
+            workers,
+            window: window_hint.unwrap_or((credit * 2).max(16)),
+            limits,
+            _universe: universe,
+        })
+    }
+
+    /// The id the ranks know `task` by.
+    fn task_id(&self, task: &Task) -> Option<u64> {
+        let key = Arc::as_ptr(&task.program) as *const () as usize;
+        lock(&self.tasks).get(&key).copied()
+    }
+}
+
+impl Executor for Cluster {
+    fn load_with(&self, path: &Path, options: &LoadOptions) -> Result<Task, LoadError> {
+        let task = self.checker.load_with(path, options)?;
+        let bytes = std::fs::read(path)
+            .map_err(|error| LoadError::new(LoadErrorKind::Io, error.to_string()).at(path))?;
+        let id = self.next_task.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let message = wire::load(id, &bytes, task.name(), options);
+        let sent = self.control.send(Control::Load {
+            task: id,
+            message,
+            reply,
+        });
+        let answer = sent
+            .ok()
+            .and_then(|()| answer.recv().ok())
+            .unwrap_or_else(|| Err("the cluster is shut down".to_string()));
+        answer.map_err(|why| LoadError::new(LoadErrorKind::Invalid, why).at(path))?;
+        let key = Arc::as_ptr(&task.program) as *const () as usize;
+        lock(&self.tasks).insert(key, id);
+        Ok(task)
+    }
+
+    fn submit_input(&self, task: &Task, input: Input) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
+        self.submit_with(task, input, None, None)
+    }
+
+    fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Into<Input>,
+    {
+        Map::new(self, task.clone(), inputs.into_iter(), self.window)
+    }
+
+    fn map_unordered<I>(&self, task: &Task, inputs: I) -> MapUnordered<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Into<Input>,
+    {
+        MapUnordered::new(self, task.clone(), inputs.into_iter(), self.window)
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        let _ = self.control.send(Control::Shutdown { cancel_pending });
+        if wait && let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Cancels the queued tasks; tasks already on a worker rank finish
+    /// there (MPI has no way to stop them early).
+    fn shutdown_now(&self) {
+        self.shutdown(true, true);
+    }
+}
+
+impl Submit for Cluster {
+    fn submit_with(
+        &self,
+        task: &Task,
+        input: Input,
+        position: Option<u64>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
+        let Some(task_id) = self.task_id(task) else {
+            // Not loaded through this cluster: its bytes were never sent.
+            return Err(SubmitError(input.bytes));
+        };
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot::new(id, listener);
+        let Input {
+            bytes,
+            limits,
+            seed_key,
+        } = input;
+        let job = Job {
+            task: task_id,
+            spec: JobSpec {
+                id,
+                seed_key: seed_key.or(position).unwrap_or(id),
+                limits: limits.filter(|limits| *limits != self.limits),
+                input: bytes,
+            },
+            slot: Arc::clone(&slot),
+        };
+        match self.control.send(Control::Job(job)) {
+            Ok(()) => {
+                self.counters.submitted();
+                Ok(TaskHandle::new(slot))
+            }
+            Err(refused) => match refused.0 {
+                Control::Job(job) => Err(SubmitError(job.spec.input)),
+                _ => unreachable!("a job was sent"),
+            },
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+/// The coordinator's MPI thread.
+struct Coordinator {
+    world: SimpleCommunicator,
+    ranks: Vec<Rank>,
+    pending: VecDeque<Job>,
+    loads: HashMap<u64, LoadWait>,
+    counters: Arc<Counters>,
+    started: HashMap<u64, Instant>,
+    shutting_down: bool,
+}
+
+impl Coordinator {
+    fn new(ranks: Vec<Rank>, counters: Arc<Counters>) -> Coordinator {
+        Coordinator {
+            world: SimpleCommunicator::world(),
+            ranks,
+            pending: VecDeque::new(),
+            loads: HashMap::new(),
+            counters,
+            started: HashMap::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn run(mut self, orders: &Receiver<Control>) {
+        loop {
+            let mut busy = false;
+            while let Ok(order) = orders.try_recv() {
+                busy = true;
+                self.take(order);
+            }
+            busy |= self.dispatch();
+            busy |= self.receive();
+            let held: usize = self.ranks.iter().map(|rank| rank.held.len()).sum();
+            if self.shutting_down && self.pending.is_empty() && held == 0 && self.loads.is_empty() {
+                break;
+            }
+            if !busy {
+                match orders.recv_timeout(POLL) {
+                    Ok(order) => self.take(order),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    // The cluster is gone: finish what is held, then stop.
+                    Err(RecvTimeoutError::Disconnected) => self.shutting_down = true,
+                }
+            }
+        }
+        for rank in &self.ranks {
+            self.world
+                .process_at_rank(rank.rank)
+                .send_with_tag(&[0u8][..], wire::STOP);
+        }
+    }
+
+    fn take(&mut self, order: Control) {
+        match order {
+            Control::Load {
+                task,
+                message,
+                reply,
+            } => {
+                for rank in &self.ranks {
+                    self.world
+                        .process_at_rank(rank.rank)
+                        .send_with_tag(&message[..], wire::LOAD);
+                }
+                self.loads.insert(task, (reply, self.ranks.len(), None));
+            }
+            Control::Job(job) => self.pending.push_back(job),
+            Control::Shutdown { cancel_pending } => {
+                self.shutting_down = true;
+                if cancel_pending {
+                    for job in self.pending.drain(..) {
+                        if job.slot.start() {
+                            job.slot.finish(Err(TaskError::cancelled()));
+                        }
+                        self.counters.skipped();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends chunks of pending jobs to ranks with credit; true if it sent any.
+    fn dispatch(&mut self) -> bool {
+        let mut sent = false;
+        let ranks = self.ranks.len().max(1);
+        for index in 0..self.ranks.len() {
+            let rank = &mut self.ranks[index];
+            let credit = rank.capacity.saturating_sub(rank.held.len());
+            if credit == 0 || self.pending.is_empty() {
+                continue;
+            }
+            // Small chunks when little is pending, so every rank gets some.
+            let share = self.pending.len().div_ceil(ranks);
+            let size = credit.min(share.max(1)).min(MAX_CHUNK);
+            let task = self.pending[0].task;
+            let mut out = Writer::default();
+            out.u64(task).u32(0);
+            let mut count = 0u32;
+            while (count as usize) < size {
+                let Some(job) = self.pending.front() else {
+                    break;
+                };
+                if job.task != task {
+                    break;
+                }
+                let job = self.pending.pop_front().expect("checked above");
+                if !job.slot.start() {
+                    self.counters.skipped(); // cancelled while queued
+                    continue;
+                }
+                self.counters.started();
+                wire::write_job(&mut out, &job.spec);
+                self.started.insert(job.spec.id, Instant::now());
+                rank.held.insert(job.spec.id, job.slot);
+                count += 1;
+            }
+            if count > 0 {
+                out.0[8..12].copy_from_slice(&count.to_le_bytes());
+                self.world
+                    .process_at_rank(rank.rank)
+                    .send_with_tag(&out.0[..], wire::WORK);
+                sent = true;
+            }
+        }
+        sent
+    }
+
+    /// Takes in what the ranks sent; true if anything came.
+    fn receive(&mut self) -> bool {
+        let mut got = false;
+        while let Some((message, status)) = self.world.any_process().immediate_matched_probe() {
+            got = true;
+            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+            let source = status.source_rank();
+            let handled = match status.tag() {
+                wire::RESULTS => self.results(source, &bytes),
+                wire::LOADED => self.loaded(&bytes),
+                _ => Err(wire::Malformed),
+            };
+            if handled.is_err() {
+                // A rank of another wasmpool version, or a bug: nothing can
+                // be trusted any more.
+                eprintln!("wasmpool: {}", malformed(source));
+                self.world.abort(2);
+            }
+        }
+        got
+    }
+
+    fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let index = self
+            .ranks
+            .iter()
+            .position(|rank| rank.rank == source)
+            .ok_or(wire::Malformed)?;
+        let mut input = Reader::new(bytes);
+        let count = input.u32()?;
+        for _ in 0..count {
+            let rank = &mut self.ranks[index];
+            let (job, result) = wire::read_result(&mut input, rank.first_worker)?;
+            let slot = rank.held.remove(&job).ok_or(wire::Malformed)?;
+            let busy = self
+                .started
+                .remove(&job)
+                .map_or(Duration::ZERO, |started| started.elapsed());
+            let worker = match &result {
+                Ok(output) => output.worker(),
+                Err(error) => error.worker().unwrap_or(rank.first_worker),
+            };
+            self.counters.completed(worker, busy, &result);
+            slot.finish(result);
+        }
+        Ok(())
+    }
+
+    fn loaded(&mut self, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let mut input = Reader::new(bytes);
+        let task = input.u64()?;
+        let error = match input.u8()? {
+            0 => None,
+            _ => Some(input.string()?),
+        };
+        let Some((_, waiting, first_error)) = self.loads.get_mut(&task) else {
+            return Err(wire::Malformed);
+        };
+        *waiting -= 1;
+        if first_error.is_none() {
+            *first_error = error;
+        }
+        if *waiting == 0 {
+            let (reply, _, error) = self.loads.remove(&task).expect("present");
+            let _ = reply.send(error.map_or(Ok(()), Err));
+        }
+        Ok(())
+    }
+}
+
+/// A worker rank: runs what rank 0 sends on a local pool until told to stop.
+fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildError> {
+    let me = world.rank();
+    let pool = builder.build()?;
+    let root = world.process_at_rank(0);
+    let capacity = pool.workers() * CREDIT_PER_WORKER;
+    let mut ready = Writer::default();
+    ready.u64(capacity as u64).u64(pool.workers() as u64);
+    root.send_with_tag(&ready.0[..], wire::READY);
+
+    let mut tasks: HashMap<u64, Task> = HashMap::new();
+    let completions = Completions::new();
+    let mut running: HashMap<usize, (u64, TaskHandle)> = HashMap::new();
+    let mut next_tag = 0usize;
+    let mut stopping = false;
+    let mut finished = VecDeque::new();
+    loop {
+        // Nothing running: block until rank 0 says something.
+        let incoming = if running.is_empty() {
+            if stopping {
+                break;
+            }
+            Some(world.process_at_rank(0).matched_probe())
+        } else {
+            world.process_at_rank(0).immediate_matched_probe()
+        };
+        if let Some((message, status)) = incoming {
+            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+            let handled = match status.tag() {
+                wire::LOAD => load(&pool, &bytes, &mut tasks).map(|reply| {
+                    root.send_with_tag(&reply[..], wire::LOADED);
+                }),
+                wire::WORK => {
+                    let mut input = Reader::new(&bytes);
+                    let task = input
+                        .u64()
+                        .and_then(|task| tasks.get(&task).cloned().ok_or(wire::Malformed));
+                    task.and_then(|task| {
+                        for _ in 0..input.u32()? {
+                            let spec = wire::read_job(&mut input)?;
+                            let mut job = Input::new(spec.input).seed_key(spec.seed_key);
+                            if let Some(limits) = spec.limits {
+                                job = job.limits(limits);
+                            }
+                            let tag = next_tag;
+                            next_tag += 1;
+                            let listener = Some((Arc::clone(&completions), tag));
+                            let handle = pool
+                                .submit_with(&task, job, None, listener)
+                                .map_err(|_| wire::Malformed)?;
+                            running.insert(tag, (spec.id, handle));
+                        }
+                        Ok(())
+                    })
+                }
+                wire::STOP => {
+                    stopping = true;
+                    Ok(())
+                }
+                _ => Err(wire::Malformed),
+            };
+            if handled.is_err() {
+                eprintln!("wasmpool: rank {me}: {}", malformed(0));
+                world.abort(2);
+            }
+            continue;
+        }
+        // Gather what finished (briefly, so that rank 0 is heard again soon).
+        let batch = running.len().min(MAX_CHUNK);
+        completions.gather(batch, Some(Instant::now() + POLL), &mut finished);
+        if finished.is_empty() {
+            continue;
+        }
+        let mut out = Writer::default();
+        out.u32(finished.len() as u32);
+        for tag in finished.drain(..) {
+            let (job, handle) = running.remove(&tag).expect("a tag of a running job");
+            let result = handle.wait();
+            wire::write_result(&mut out, job, &result);
+        }
+        root.send_with_tag(&out.0[..], wire::RESULTS);
+    }
+    Ok(())
+}
+
+/// Loads a task rank 0 sent; the reply says whether it loaded here.
+fn load(
+    pool: &Pool,
+    bytes: &[u8],
+    tasks: &mut HashMap<u64, Task>,
+) -> Result<Vec<u8>, wire::Malformed> {
+    let load = wire::read_load(bytes)?;
+    let mut reply = Writer::default();
+    reply.u64(load.task);
+    match pool.load_named(load.bytes, &load.name, &load.options) {
+        Ok(task) => {
+            tasks.insert(load.task, task);
+            reply.u8(0);
+        }
+        Err(error) => {
+            reply.u8(1).str(&format!("{error}"));
+        }
+    }
+    Ok(reply.0)
+}
+
+fn malformed(rank: i32) -> String {
+    format!(
+        "rank {rank} sent a message this wasmpool cannot read: run the same wasmpool \
+         build on every rank"
+    )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,345 @@
+//! What crosses the wire between ranks: a small binary framing (lengths and
+//! little-endian integers), so that inputs and outputs, which are bytes,
+//! travel as they are.
+
+use std::time::Duration;
+
+use crate::capture::Captured;
+use crate::error::{ErrorKind, TaskError};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::task::{LoadOptions, TaskOutput, TaskResult};
+
+/// Message tags.
+pub(crate) const READY: i32 = 1;
+pub(crate) const LOAD: i32 = 2;
+pub(crate) const LOADED: i32 = 3;
+pub(crate) const WORK: i32 = 4;
+pub(crate) const RESULTS: i32 = 5;
+pub(crate) const STOP: i32 = 6;
+
+/// A message that does not parse: a wasmpool of another version on some
+/// rank, or a bug.
+#[derive(Debug)]
+pub(crate) struct Malformed;
+
+#[derive(Default)]
+pub(crate) struct Writer(pub(crate) Vec<u8>);
+
+impl Writer {
+    pub(crate) fn u8(&mut self, value: u8) -> &mut Self {
+        self.0.push(value);
+        self
+    }
+
+    pub(crate) fn u32(&mut self, value: u32) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    pub(crate) fn u64(&mut self, value: u64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    pub(crate) fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        self.u64(value.len() as u64);
+        self.0.extend_from_slice(value);
+        self
+    }
+
+    pub(crate) fn str(&mut self, value: &str) -> &mut Self {
+        self.bytes(value.as_bytes())
+    }
+
+    fn opt_u64(&mut self, value: Option<u64>) -> &mut Self {
+        match value {
+            Some(value) => self.u8(1).u64(value),
+            None => self.u8(0),
+        }
+    }
+
+    fn opt_str(&mut self, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(value) => self.u8(1).str(value),
+            None => self.u8(0),
+        }
+    }
+
+    fn duration(&mut self, value: Duration) -> &mut Self {
+        self.u64(u64::try_from(value.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    fn take(&mut self, count: usize) -> Result<&'a [u8], Malformed> {
+        if self.bytes.len() < count {
+            return Err(Malformed);
+        }
+        let (head, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, Malformed> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().map_err(|_| Malformed)?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, Malformed> {
+        let bytes = self.take(8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| Malformed)?))
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let length = usize::try_from(self.u64()?).map_err(|_| Malformed)?;
+        self.take(length)
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String, Malformed> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Malformed)
+    }
+
+    fn opt_u64(&mut self) -> Result<Option<u64>, Malformed> {
+        Ok(match self.u8()? {
+            0 => None,
+            _ => Some(self.u64()?),
+        })
+    }
+
+    fn opt_string(&mut self) -> Result<Option<String>, Malformed> {
+        Ok(match self.u8()? {
+            0 => None,
+            _ => Some(self.string()?),
+        })
+    }
+
+    fn duration(&mut self) -> Result<Duration, Malformed> {
+        Ok(Duration::from_nanos(self.u64()?))
+    }
+}
+
+/// `LOAD`: a task's bytes and how to load them.
+pub(crate) fn load(task: u64, bytes: &[u8], name: &str, options: &LoadOptions) -> Vec<u8> {
+    let mut out = Writer::default();
+    out.u64(task).bytes(bytes).str(name);
+    out.opt_str(options.invoke.as_deref());
+    out.u32(options.args.len() as u32);
+    for arg in &options.args {
+        out.str(arg);
+    }
+    match &options.args_template {
+        Some(words) => {
+            out.u8(1).u32(words.len() as u32);
+            for word in words {
+                out.str(word);
+            }
+        }
+        None => {
+            out.u8(0);
+        }
+    }
+    out.0
+}
+
+pub(crate) struct Load<'a> {
+    pub(crate) task: u64,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) name: String,
+    pub(crate) options: LoadOptions,
+}
+
+pub(crate) fn read_load(bytes: &[u8]) -> Result<Load<'_>, Malformed> {
+    let mut input = Reader::new(bytes);
+    let task = input.u64()?;
+    let wasm = input.bytes()?;
+    let name = input.string()?;
+    let mut options = LoadOptions::new();
+    if let Some(function) = input.opt_string()? {
+        options = options.invoke(function);
+    }
+    for _ in 0..input.u32()? {
+        options = options.arg(input.string()?);
+    }
+    if input.u8()? != 0 {
+        let count = input.u32()?;
+        let words = (0..count)
+            .map(|_| input.string())
+            .collect::<Result<Vec<_>, _>>()?;
+        options = options.args_template(words);
+    }
+    Ok(Load {
+        task,
+        bytes: wasm,
+        name,
+        options,
+    })
+}
+
+/// One job of a `WORK` chunk.
+pub(crate) struct JobSpec {
+    pub(crate) id: u64,
+    pub(crate) seed_key: u64,
+    pub(crate) limits: Option<Limits>,
+    pub(crate) input: Vec<u8>,
+}
+
+pub(crate) fn write_job(out: &mut Writer, job: &JobSpec) {
+    out.u64(job.id).u64(job.seed_key);
+    match &job.limits {
+        Some(limits) => {
+            out.u8(1)
+                .opt_u64(limits.timeout.map(|t| t.as_nanos() as u64))
+                .opt_u64(limits.max_memory.map(|m| m as u64))
+                .opt_u64(limits.fuel)
+                .u32(limits.retries);
+        }
+        None => {
+            out.u8(0);
+        }
+    }
+    out.bytes(&job.input);
+}
+
+pub(crate) fn read_job(input: &mut Reader<'_>) -> Result<JobSpec, Malformed> {
+    let id = input.u64()?;
+    let seed_key = input.u64()?;
+    let limits = if input.u8()? != 0 {
+        let mut limits = Limits::new();
+        limits.timeout = input.opt_u64()?.map(Duration::from_nanos);
+        limits.max_memory = input
+            .opt_u64()?
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        limits.fuel = input.opt_u64()?;
+        limits.retries = input.u32()?;
+        Some(limits)
+    } else {
+        None
+    };
+    Ok(JobSpec {
+        id,
+        seed_key,
+        limits,
+        input: input.bytes()?.to_vec(),
+    })
+}
+
+/// One finished job, as a worker rank sends it back.
+pub(crate) fn write_result(out: &mut Writer, job: u64, result: &TaskResult) {
+    out.u64(job);
+    let (stdout, stderr, duration, worker, attempts, metrics) = match result {
+        Ok(output) => {
+            out.u8(1).bytes(output.value());
+            (
+                output.stdout(),
+                output.stderr(),
+                output.duration(),
+                Some(output.worker()),
+                output.attempts(),
+                output.metrics(),
+            )
+        }
+        Err(error) => {
+            out.u8(0)
+                .str(error.kind().as_str())
+                .str(error.message())
+                .opt_u64(error.exit_code().map(|code| code as u32 as u64))
+                .opt_str(error.wasm_backtrace());
+            (
+                error.stdout(),
+                error.stderr(),
+                error.duration(),
+                error.worker(),
+                error.attempts(),
+                error.metrics(),
+            )
+        }
+    };
+    out.bytes(stdout.as_bytes())
+        .u8(u8::from(stdout.is_truncated()))
+        .bytes(stderr.as_bytes())
+        .u8(u8::from(stderr.is_truncated()))
+        .duration(duration)
+        .opt_u64(worker.map(|w| w as u64))
+        .u32(attempts)
+        .u8(u8::from(metrics.started.is_some()))
+        .duration(metrics.instantiate)
+        .duration(metrics.run)
+        .u64(metrics.peak_memory as u64)
+        .opt_u64(metrics.fuel_consumed);
+}
+
+/// A finished job as the coordinator rebuilds it; `worker` is the global
+/// worker number (`first_worker` is where the sending rank's workers start).
+pub(crate) fn read_result(
+    input: &mut Reader<'_>,
+    first_worker: usize,
+) -> Result<(u64, TaskResult), Malformed> {
+    let job = input.u64()?;
+    let ok = input.u8()? != 0;
+    let outcome = if ok {
+        Ok(input.bytes()?.to_vec())
+    } else {
+        let kind = ErrorKind::from_name(&input.string()?).ok_or(Malformed)?;
+        let message = input.string()?;
+        let exit_code = input.opt_u64()?.map(|code| code as u32 as i32);
+        let backtrace = input.opt_string()?;
+        Err((kind, message, exit_code, backtrace))
+    };
+    let stdout = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
+    let stderr = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
+    let duration = input.duration()?;
+    let worker = input.opt_u64()?.map(|w| first_worker + w as usize);
+    let attempts = input.u32()?;
+    let ran = input.u8()? != 0;
+    let metrics = Metrics {
+        // Clocks differ between machines: a remote run is placed as ending
+        // now, its length as measured there.
+        started: if ran {
+            std::time::Instant::now().checked_sub(duration)
+        } else {
+            None
+        },
+        instantiate: input.duration()?,
+        run: input.duration()?,
+        peak_memory: usize::try_from(input.u64()?).unwrap_or(usize::MAX),
+        fuel_consumed: input.opt_u64()?,
+    };
+    let result = match outcome {
+        Ok(value) => Ok(TaskOutput {
+            value,
+            stdout,
+            stderr,
+            duration,
+            worker: worker.unwrap_or(first_worker),
+            attempts,
+            metrics,
+        }),
+        Err((kind, message, exit_code, backtrace)) => {
+            let mut error = TaskError::new(kind, message);
+            let details = error.details_mut();
+            details.exit_code = exit_code;
+            details.backtrace = backtrace;
+            details.stdout = stdout;
+            details.stderr = stderr;
+            details.duration = duration;
+            details.worker = worker;
+            details.attempts = attempts;
+            details.metrics = metrics;
+            Err(error)
+        }
+    };
+    Ok((job, result))
+}

@@ -1,0 +1,188 @@
+//! Cluster mode: the real binary under OpenMPI's `mpirun -n 3` on loopback,
+//! its records compared with a local run of the same inputs, faulty tasks
+//! included. Needs `--features mpi` and OpenMPI (`.ci/run` installs it).
+
+#[path = "../all/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use support::{guest, records, run, stderr, tempdir};
+
+/// `mpirun -n RANKS wasmpool run --mpi TASK ARGS...` on this machine alone.
+fn mpirun(ranks: u32, task: &Path, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["-n", &ranks.to_string()])
+        .arg(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["run", "--mpi"])
+        .arg(task)
+        .args(args)
+        // Root in a container, two cores, loopback only.
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_btl_tcp_if_include", "lo")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo")
+        .output()
+        .expect("run mpirun (apt-get install openmpi-bin)")
+}
+
+/// What must not differ between a local and a cluster run: everything but
+/// timings and worker numbers.
+fn outcome(record: &Value) -> Value {
+    let mut kept = serde_json::Map::new();
+    for key in [
+        "index", "line", "input", "ok", "stdout", "stderr", "attempts",
+    ] {
+        if let Some(value) = record.get(key) {
+            kept.insert(key.to_string(), value.clone());
+        }
+    }
+    if let Some(error) = record.get("error") {
+        let mut error = error.clone();
+        // Backtraces name code addresses of this build alike; keep them.
+        error.as_object_mut().unwrap().remove("backtrace");
+        kept.insert("error".to_string(), error);
+    }
+    Value::Object(kept)
+}
+
+fn same_as_local(task: &Path, args: &[&str]) -> Vec<Value> {
+    let local = run(task, args);
+    let cluster = mpirun(3, task, args);
+    assert_eq!(
+        local.status.code(),
+        cluster.status.code(),
+        "{}",
+        stderr(&cluster)
+    );
+    // With --unordered the order differs from run to run; the records not.
+    let sorted = |stdout: &[u8]| {
+        let mut records: Vec<Value> = records(stdout).iter().map(outcome).collect();
+        records.sort_by_key(|record| record["index"].as_u64());
+        records
+    };
+    let (local, remote) = (sorted(&local.stdout), sorted(&cluster.stdout));
+    assert_eq!(local, remote);
+    local
+}
+
+#[test]
+fn a_cluster_run_writes_what_a_local_run_writes_faults_included() {
+    let zoo = guest("trap-zoo");
+    let mut inputs: Vec<String> = Vec::new();
+    for round in 0..6 {
+        for fault in [
+            "ok",
+            "panic",
+            "unreachable",
+            "oob",
+            "abort",
+            "stack-overflow",
+            "exit",
+            "error",
+            "loop",
+            "memory-bomb",
+        ] {
+            if round == 0 || !matches!(fault, "loop" | "memory-bomb") {
+                inputs.push(format!("\"{fault}\""));
+            }
+        }
+    }
+    let inputs = format!("[{}]", inputs.join(","));
+    let records = same_as_local(
+        &zoo,
+        &[
+            "--inputs",
+            &inputs,
+            "-j",
+            "1",
+            "--timeout",
+            "300ms",
+            "--max-memory",
+            "16MiB",
+        ],
+    );
+    let kinds: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter_map(|record| record["error"]["kind"].as_str())
+        .collect();
+    for kind in [
+        "panic",
+        "trap",
+        "stack-overflow",
+        "exit",
+        "guest-error",
+        "timeout",
+        "memory-limit",
+    ] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds:?}");
+    }
+}
+
+#[test]
+fn seeded_runs_draw_the_same_numbers_locally_and_on_the_cluster() {
+    let probe = guest("sandbox-probe");
+    let inputs: Vec<&str> = vec![r#"{"op": "random"}"#; 40];
+    let inputs = format!("[{}]", inputs.join(","));
+    let records = same_as_local(&probe, &["--inputs", &inputs, "--seed", "7", "--unordered"]);
+    assert_eq!(records.len(), 40);
+}
+
+#[test]
+fn many_inputs_in_order_with_commands_and_invoked_functions() {
+    let fib = guest("fib");
+    let inputs: Vec<String> = (0..2000).map(|n| (n % 25).to_string()).collect();
+    let dir = tempdir("cluster-many");
+    let file = dir.join("inputs.jsonl");
+    std::fs::write(&file, inputs.join("\n")).unwrap();
+    let records = same_as_local(&fib, &["--input-file", file.to_str().unwrap()]);
+    assert_eq!(records.len(), 2000);
+    assert_eq!(records[1999]["ok"], support::fib(1999 % 25));
+
+    same_as_local(
+        &guest("word-count"),
+        &["--inputs", r#"["a b", "c\nd e", ""]"#],
+    );
+    same_as_local(
+        &guest("shapes"),
+        &[
+            "--invoke",
+            "area",
+            "--inputs",
+            r#"[[{"circle": 1}], [{"oval": 2}]]"#,
+        ],
+    );
+}
+
+#[test]
+fn resume_finishes_a_cluster_run() {
+    let fib = guest("fib");
+    let out = tempdir("cluster-resume").join("records.jsonl");
+    let out = out.to_str().unwrap();
+    // The first two records exist already: only the rest run.
+    let all = r#"[1, 2, 3, 4, 5, 6]"#;
+    let first = run(&fib, &["--inputs", "[1, 2]", "-o", out]);
+    assert_eq!(first.status.code(), Some(0));
+    let resumed = mpirun(3, &fib, &["--inputs", all, "-o", out, "--resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("2 inputs already had a record"));
+    let text = std::fs::read_to_string(out).unwrap();
+    let mut values: Vec<(u64, u64)> = records(text.as_bytes())
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["ok"].as_u64().unwrap()))
+        .collect();
+    values.sort();
+    assert_eq!(values, [(0, 1), (1, 1), (2, 2), (3, 3), (4, 5), (5, 8)]);
+}
+
+#[test]
+fn one_rank_alone_is_refused_with_what_to_do() {
+    let output = mpirun(1, &guest("fib"), &["--inputs", "[1]"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cluster mode needs at least 2 MPI ranks"));
+}
