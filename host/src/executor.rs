@@ -60,6 +60,13 @@ pub trait Executor {
     /// Stops taking tasks and cancels the queued ones; a local pool also
     /// stops the running ones (see [`Pool::shutdown_now`]).
     fn shutdown_now(&self);
+
+    /// For a cluster: each worker rank and the seed keys (by default, the
+    /// positions in their map) of the tasks it holds now, for saying what a
+    /// rank that died took with it. Empty for a local pool.
+    fn held(&self) -> Vec<(i32, Vec<u64>)> {
+        Vec::new()
+    }
 }
 
 impl Executor for Pool {

@@ -15,7 +15,14 @@ use support::{guest, records, run, stderr, tempdir};
 
 /// `mpirun -n RANKS wasmpool run --mpi TASK ARGS...` on this machine alone.
 fn mpirun(ranks: u32, task: &Path, args: &[&str]) -> Output {
-    Command::new("mpirun")
+    mpirun_command(ranks, task, args)
+        .output()
+        .expect("run mpirun (apt-get install openmpi-bin)")
+}
+
+fn mpirun_command(ranks: u32, task: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("mpirun");
+    command
         .args(["-n", &ranks.to_string()])
         .arg(env!("CARGO_BIN_EXE_wasmpool"))
         .args(["run", "--mpi"])
@@ -26,9 +33,33 @@ fn mpirun(ranks: u32, task: &Path, args: &[&str]) -> Output {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
         .env("OMPI_MCA_btl_tcp_if_include", "lo")
-        .env("OMPI_MCA_oob_tcp_if_include", "lo")
-        .output()
-        .expect("run mpirun (apt-get install openmpi-bin)")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo");
+    command
+}
+
+/// The process of rank `rank` among mpirun's children.
+fn rank_pid(mpirun: u32, rank: u32) -> Option<u32> {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The parent pid is the second field after the parenthesised name.
+            let parent: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let is_rank = environ
+                .split(|&byte| byte == 0)
+                .any(|var| var == wanted.as_bytes());
+            (parent == mpirun && is_rank).then_some(pid)
+        })
 }
 
 /// What must not differ between a local and a cluster run: everything but
@@ -185,4 +216,54 @@ fn one_rank_alone_is_refused_with_what_to_do() {
     let output = mpirun(1, &guest("fib"), &["--inputs", "[1]"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("cluster mode needs at least 2 MPI ranks"));
+}
+
+#[test]
+fn a_rank_that_dies_ends_the_run_saying_what_it_held_and_resume_finishes() {
+    let task = guest("really-hard-task");
+    let out = tempdir("cluster-death").join("records.jsonl");
+    let out_arg = out.to_str().unwrap();
+    // Eight two-second tasks; with one worker per rank, each rank holds four.
+    let inputs = "[1, 2, 3, 4, 5, 6, 7, 8]";
+    let mut run_args = vec!["--inputs", inputs, "-j", "1", "-o", out_arg, "--seed", "3"];
+    let child = mpirun_command(3, &task, &run_args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first record is written, rank 2 dies.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&out).map_or(true, |text| !text.contains('\n')) {
+        assert!(std::time::Instant::now() < deadline, "no record came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let victim = rank_pid(child.id(), 2).expect("rank 2 runs");
+    Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    let ended = child.wait_with_output().unwrap();
+    assert_ne!(ended.status.code(), Some(0));
+    let said = stderr(&ended);
+    assert!(
+        said.contains("process rank 2"),
+        "mpirun names the rank: {said}"
+    );
+    assert!(said.contains("rank 2 held inputs"), "{said}");
+
+    // Every record written is whole, and --resume runs the rest.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'), "{text:?}");
+    let before = records(text.as_bytes()).len();
+    assert!((1..8).contains(&before), "{before} records");
+    run_args.extend(["--resume"]);
+    let resumed = mpirun(3, &task, &run_args);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut indices: Vec<u64> = records(text.as_bytes())
+        .iter()
+        .map(|record| record["index"].as_u64().unwrap())
+        .collect();
+    indices.sort();
+    assert_eq!(indices, (0..8).collect::<Vec<_>>());
 }

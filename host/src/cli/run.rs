@@ -134,9 +134,22 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         scope.spawn(|| {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "wasmpool: interrupted: queued tasks cancelled; running ones get {GRACE:?} to finish"
-                );
+                // On a cluster, a signal often means that a rank died and
+                // mpirun is ending the job, with little time left: say at
+                // once, in one write, what each rank held.
+                let mut message = String::new();
+                for (rank, keys) in pool.held() {
+                    let keys: Vec<String> = keys.iter().map(u64::to_string).collect();
+                    message.push_str(&format!(
+                        "wasmpool: rank {rank} held inputs {}: --resume runs them again\n",
+                        keys.join(", ")
+                    ));
+                }
+                message.push_str(&format!(
+                    "wasmpool: interrupted: queued tasks cancelled; running ones get {GRACE:?} \
+                     to finish\n"
+                ));
+                let _ = io::stderr().write_all(message.as_bytes());
                 stop_after_grace(&pool, &signals_handle);
             }
         });

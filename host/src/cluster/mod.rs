@@ -15,7 +15,7 @@
 
 mod wire;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,7 +42,7 @@ use crate::task::{LoadOptions, Task};
 use wire::{JobSpec, Reader, Writer};
 
 /// Tasks a worker rank may hold per core of its pool.
-const CREDIT_PER_WORKER: usize = 4;
+const CREDIT_PER_WORKER: usize = 64;
 
 /// Most tasks in one `WORK` message.
 const MAX_CHUNK: usize = 256;
@@ -105,6 +105,7 @@ pub struct Cluster {
     next_task: AtomicU64,
     next_job: AtomicU64,
     counters: Arc<Counters>,
+    holdings: Holdings,
     workers: usize,
     window: usize,
     limits: Limits,
@@ -135,13 +136,17 @@ struct Job {
 /// have not answered, the first error.
 type LoadWait = (Sender<Result<(), String>>, usize, Option<String>);
 
+/// The seed keys of the tasks each rank holds, for [`Executor::held`].
+type Holdings = Arc<Mutex<BTreeMap<i32, BTreeSet<u64>>>>;
+
 /// A worker rank as the coordinator sees it.
 struct Rank {
     rank: i32,
     capacity: usize,
     /// The rank's workers are numbered from here in results.
     first_worker: usize,
-    held: HashMap<u64, Arc<Slot>>,
+    /// By job id: the slot and the seed key.
+    held: HashMap<u64, (Arc<Slot>, u64)>,
 }
 
 impl Cluster {
@@ -172,12 +177,14 @@ impl Cluster {
         ranks.sort_by_key(|rank| rank.rank);
         let credit: usize = ranks.iter().map(|rank| rank.capacity).sum();
         let counters = Arc::new(Counters::new(workers));
+        let holdings = Holdings::default();
         let (control, orders) = crossbeam_channel::unbounded();
         let thread = {
             let counters = Arc::clone(&counters);
+            let holdings = Arc::clone(&holdings);
             std::thread::Builder::new()
                 .name("wasmpool-mpi".to_string())
-                .spawn(move || Coordinator::new(ranks, counters).run(&orders))
+                .spawn(move || Coordinator::new(ranks, counters, holdings).run(&orders))
                 .map_err(|error| BuildError::new(format!("cannot start the MPI thread: {error}")))?
         };
         Ok(Cluster {
@@ -188,6 +195,7 @@ impl Cluster {
             next_task: AtomicU64::new(0),
             next_job: AtomicU64::new(0),
             counters,
+            holdings,
             workers,
             window: window_hint.unwrap_or((credit * 2).max(16)),
             limits,
@@ -265,6 +273,14 @@ impl Executor for Cluster {
     fn shutdown_now(&self) {
         self.shutdown(true, true);
     }
+
+    fn held(&self) -> Vec<(i32, Vec<u64>)> {
+        lock(&self.holdings)
+            .iter()
+            .filter(|(_, keys)| !keys.is_empty())
+            .map(|(rank, keys)| (*rank, keys.iter().copied().collect()))
+            .collect()
+    }
 }
 
 impl Submit for Cluster {
@@ -322,18 +338,20 @@ struct Coordinator {
     pending: VecDeque<Job>,
     loads: HashMap<u64, LoadWait>,
     counters: Arc<Counters>,
+    holdings: Holdings,
     started: HashMap<u64, Instant>,
     shutting_down: bool,
 }
 
 impl Coordinator {
-    fn new(ranks: Vec<Rank>, counters: Arc<Counters>) -> Coordinator {
+    fn new(ranks: Vec<Rank>, counters: Arc<Counters>, holdings: Holdings) -> Coordinator {
         Coordinator {
             world: SimpleCommunicator::world(),
             ranks,
             pending: VecDeque::new(),
             loads: HashMap::new(),
             counters,
+            holdings,
             started: HashMap::new(),
             shutting_down: false,
         }
@@ -429,7 +447,11 @@ impl Coordinator {
                 self.counters.started();
                 wire::write_job(&mut out, &job.spec);
                 self.started.insert(job.spec.id, Instant::now());
-                rank.held.insert(job.spec.id, job.slot);
+                lock(&self.holdings)
+                    .entry(rank.rank)
+                    .or_default()
+                    .insert(job.spec.seed_key);
+                rank.held.insert(job.spec.id, (job.slot, job.spec.seed_key));
                 count += 1;
             }
             if count > 0 {
@@ -476,7 +498,10 @@ impl Coordinator {
         for _ in 0..count {
             let rank = &mut self.ranks[index];
             let (job, result) = wire::read_result(&mut input, rank.first_worker)?;
-            let slot = rank.held.remove(&job).ok_or(wire::Malformed)?;
+            let (slot, seed_key) = rank.held.remove(&job).ok_or(wire::Malformed)?;
+            if let Some(keys) = lock(&self.holdings).get_mut(&source) {
+                keys.remove(&seed_key);
+            }
             let busy = self
                 .started
                 .remove(&job)

@@ -1,0 +1,158 @@
+//! Cluster mode side by side with `mpi4py.futures.MPIPoolExecutor` (the
+//! baseline in `../shared/bench/mpi4py_baseline.py`): 10,000 trivial tasks
+//! on 3 ranks (1 coordinator, 2 workers), both measured in the same run.
+//!
+//! Needs OpenMPI and, for the baseline, `pip install mpi4py`. Run from the
+//! repository root:
+//!
+//! ```sh
+//! cargo bench --features mpi --bench cluster
+//! ```
+
+#[path = "../tests/all/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use support::guest;
+
+const TASKS: usize = 10_000;
+const RANKS: &str = "3";
+const RUNS: usize = 3;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inputs = dir.join("trivial.jsonl");
+    let lines: String = (0..TASKS).map(|n| format!("{n}\n")).collect();
+    std::fs::write(&inputs, lines).unwrap();
+    let task = guest("trivial");
+
+    let fresh = wasmpool_rate(&dir, &inputs, &task, &[]);
+    // Stateless tasks may share an instance, as mpi4py's chunks share a
+    // process.
+    let reused = wasmpool_rate(&dir, &inputs, &task, &["--reuse-instances", "1000"]);
+
+    println!("| case | wasmpool on MPI | mpi4py.futures | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut best_python: Option<(usize, f64)> = None;
+    for chunksize in [1usize, 10, 100, 1000] {
+        let Some(rate) = mpi4py_rate(chunksize) else {
+            eprintln!("(mpi4py or ../shared/bench missing: no baseline rows)");
+            break;
+        };
+        eprintln!("mpi4py chunksize={chunksize}: {rate:.0} tasks/s");
+        if best_python.is_none_or(|(_, best)| rate > best) {
+            best_python = Some((chunksize, rate));
+        }
+        if chunksize == 1 {
+            row(
+                &format!("{TASKS} trivial tasks, 3 ranks, fresh instance per task vs chunksize 1"),
+                fresh,
+                rate,
+                ">= 10x",
+                10.0,
+            );
+        }
+    }
+    if let Some((chunksize, rate)) = best_python {
+        row(
+            &format!(
+                "{TASKS} trivial tasks, 3 ranks, --reuse-instances 1000 vs mpi4py's best \
+                 chunksize ({chunksize})"
+            ),
+            reused,
+            rate,
+            "> 1x",
+            1.0 + f64::EPSILON,
+        );
+    }
+}
+
+/// The best rate of a few cluster runs. The run's own time (the summary's,
+/// from the first input read to the last record written) is what mpi4py's
+/// baseline times too; the whole mpirun, start-up included, is shown beside.
+fn wasmpool_rate(dir: &Path, inputs: &Path, task: &Path, extra: &[&str]) -> f64 {
+    let mut best_run = f64::MAX;
+    let mut best_total = f64::MAX;
+    for _ in 0..RUNS {
+        let summary = dir.join("summary.json");
+        let started = Instant::now();
+        let status = mpirun()
+            .arg(env!("CARGO_BIN_EXE_wasmpool"))
+            .args(["run", "--mpi", "-q", "--input-file"])
+            .arg(inputs)
+            .arg("-o")
+            .arg(dir.join("out.jsonl"))
+            .arg("--summary-json")
+            .arg(&summary)
+            .args(extra)
+            .arg(task)
+            .status()
+            .expect("run mpirun");
+        best_total = best_total.min(started.elapsed().as_secs_f64());
+        assert!(status.success());
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(summary["ok"], TASKS);
+        best_run = best_run.min(summary["seconds"].as_f64().unwrap());
+    }
+    let rate = TASKS as f64 / best_run;
+    eprintln!(
+        "wasmpool --mpi {extra:?}: {rate:.0} tasks/s ({best_run:.3} s; {best_total:.2} s with \
+         mpirun start-up)"
+    );
+    rate
+}
+
+fn row(case: &str, ours: f64, theirs: f64, target: &str, needed: f64) {
+    let ratio = ours / theirs;
+    println!(
+        "| {case} | {ours:.0} tasks/s | {theirs:.0} tasks/s | {ratio:.1}x | {target} | {} |",
+        if ratio >= needed { "yes" } else { "**no**" }
+    );
+}
+
+/// mpirun on this machine alone (root in a container, loopback only).
+fn mpirun() -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .args(["-n", RANKS])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_btl_tcp_if_include", "lo")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo");
+    command
+}
+
+fn baseline() -> Option<PathBuf> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/mpi4py_baseline.py");
+    script.is_file().then_some(script)
+}
+
+/// The best of a few runs of the mpi4py baseline at `chunksize`.
+fn mpi4py_rate(chunksize: usize) -> Option<f64> {
+    let script = baseline()?;
+    let mut best: Option<f64> = None;
+    for _ in 0..RUNS {
+        let output = mpirun()
+            .args(["python3", "-m", "mpi4py.futures"])
+            .arg(&script)
+            .args([TASKS.to_string(), chunksize.to_string()])
+            .output()
+            .ok()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let rate: f64 = stdout
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("tasks_per_s="))?
+            .parse()
+            .ok()?;
+        best = Some(best.map_or(rate, |best: f64| best.max(rate)));
+    }
+    best
+}
