@@ -79,7 +79,8 @@ impl PoolBuilder {
     }
 
     /// How many tasks [`Pool::map`] and [`Pool::map_unordered`] keep in
-    /// flight at once (default: 4 per worker, at least 16). Inputs are read
+    /// flight at once (default: 64 per worker, at least 256: tiny tasks
+    /// need that many queued to keep the workers busy). Inputs are read
     /// only as results are consumed, so memory stays flat for any input
     /// count.
     pub fn map_window(mut self, tasks: usize) -> PoolBuilder {
@@ -181,7 +182,7 @@ impl PoolBuilder {
         let window = match self.window {
             Some(0) => return Err(BuildError::new("the map window must be at least 1")),
             Some(window) => window,
-            None => (workers * 4).max(16),
+            None => (workers * 64).max(256),
         };
         if self.limits.timeout == Some(Duration::ZERO) {
             return Err(BuildError::new("the time-out must be longer than zero"));
