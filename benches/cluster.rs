@@ -13,14 +13,16 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../tests/cluster/mpirun.rs"]
+mod mpirun;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use support::guest;
 
 const TASKS: usize = 10_000;
-const RANKS: &str = "3";
+const RANKS: u32 = 3;
 const RUNS: usize = 3;
 
 fn main() {
@@ -116,17 +118,8 @@ fn row(case: &str, ours: f64, theirs: f64, target: &str, needed: f64) {
     );
 }
 
-/// mpirun on this machine alone (root in a container, loopback only).
-fn mpirun() -> Command {
-    let mut command = Command::new("mpirun");
-    command
-        .args(["-n", RANKS])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .env("OMPI_MCA_btl_tcp_if_include", "lo")
-        .env("OMPI_MCA_oob_tcp_if_include", "lo");
-    command
+fn mpirun() -> std::process::Command {
+    mpirun::mpirun(RANKS)
 }
 
 fn baseline() -> Option<PathBuf> {

@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 mod support;
 
+mod mpirun;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -21,19 +23,12 @@ fn mpirun(ranks: u32, task: &Path, args: &[&str]) -> Output {
 }
 
 fn mpirun_command(ranks: u32, task: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new("mpirun");
+    let mut command = mpirun::mpirun(ranks);
     command
-        .args(["-n", &ranks.to_string()])
         .arg(env!("CARGO_BIN_EXE_wasmpool"))
         .args(["run", "--mpi"])
         .arg(task)
-        .args(args)
-        // Root in a container, two cores, loopback only.
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .env("OMPI_MCA_btl_tcp_if_include", "lo")
-        .env("OMPI_MCA_oob_tcp_if_include", "lo");
+        .args(args);
     command
 }
 
