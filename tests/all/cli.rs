@@ -259,3 +259,31 @@ fn the_summary_counts_each_kind_and_can_be_written_as_json() {
     assert!(summary["tasks_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(summary["interrupted"], false);
 }
+
+#[test]
+fn help_walks_a_newcomer_through_every_subcommand_and_option() {
+    let help = |args: &[&str]| {
+        let output = wasmpool().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    for subcommand in ["build", "run", "compile", "inspect", "report"] {
+        assert!(top.contains(&format!("  {subcommand}")), "{top}");
+    }
+    assert!(top.contains("Exit codes: 0"), "{top}");
+    let run = help(&["run", "--help"]);
+    for part in [
+        "Examples:",
+        "--lines",
+        "--invoke",
+        "--args-template",
+        "--mpi",
+        "Limits:",
+        "Sandbox:",
+        "Programs:",
+        "Cluster:",
+    ] {
+        assert!(run.contains(part), "{part} missing from run --help:\n{run}");
+    }
+}

@@ -26,6 +26,24 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// and `--resume` finishes the job.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
+const RUN_EXAMPLES: &str = "Examples:
+  wasmpool run guest-tasks/examples/fib --inputs '[20, 25, 30]'
+      build a task crate, run it on three inputs, records to stdout
+  wasmpool run task.wasm --input-file inputs.jsonl -o results.jsonl --timeout 5s --report report.html
+      one JSON input per line; stop any task after 5 s; an HTML report
+  wasmpool run task.wasm --input-file inputs.jsonl -o results.jsonl --resume
+      after an interruption: run only the inputs without a record
+  wasmpool run shout.wasm --lines names.txt --args-template 'hello {}'
+      an ordinary WASI program, once per line, the line in its arguments
+  wasmpool run shapes.wasm --invoke area --inputs '[[{\"circle\": 1.5}]]'
+      call an exported function of any component with JSON arguments
+  mpirun -n 3 wasmpool run --mpi task.wasm --input-file inputs.jsonl -o results.jsonl
+      the same on an MPI cluster (a build with --features mpi)
+
+Records: index, input, ok or error {kind, message, exit_code, backtrace}, stdout, stderr,
+duration_ms, worker, attempts, timings. Exit codes: 0 all ok, 1 some task failed, 2 bad usage
+or a task that cannot be loaded, 130 interrupted.";
+
 #[derive(Parser)]
 #[command(
     name = "wasmpool",
@@ -47,6 +65,7 @@ enum Command {
     /// Compile a guest crate to a task component and print the .wasm path.
     Build(BuildArgs),
     /// Run a task on every input and write one JSON record per input.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
     /// Compile a task ahead of time to a .cwasm that `run` loads without
     /// compiling (for pools with the default engine settings: no --fuel).
