@@ -29,8 +29,8 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 const RUN_EXAMPLES: &str = "Examples:
   wasmpool run guest-tasks/examples/fib --inputs '[20, 25, 30]'
       build a task crate, run it on three inputs, records to stdout
-  wasmpool run task.wasm --input-file inputs.jsonl -o results.jsonl --timeout 5s --report report.html
-      one JSON input per line; stop any task after 5 s; an HTML report
+  wasmpool run task.wasm --input-file inputs.jsonl -o results.jsonl --timeout 5s
+      one JSON input per line, records to a file; stop any task after 5 s
   wasmpool run task.wasm --input-file inputs.jsonl -o results.jsonl --resume
       after an interruption: run only the inputs without a record
   wasmpool run shout.wasm --lines names.txt --args-template 'hello {}'
