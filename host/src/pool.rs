@@ -470,6 +470,18 @@ fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Tas
     }
 }
 
+impl Drop for Pool {
+    /// Waits for the queued and running tasks, as [`Pool::shutdown`] with
+    /// `wait` does; but a pool dropped while its thread unwinds from a
+    /// panic stops them instead, so that a task that never ends cannot
+    /// turn the panic into a hang.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shutdown_now();
+        }
+    }
+}
+
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")

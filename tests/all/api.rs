@@ -325,7 +325,8 @@ fn stats_count_what_the_pool_did() {
     // One task runs forever until cancelled, one waits behind it.
     let looping = pool.submit(&zoo, "\"loop\"").unwrap();
     let waiting = pool.submit(&zoo, "\"ok\"").unwrap();
-    while !looping.is_running() {
+    // The slot says running a moment before the counters do.
+    while !looping.is_running() || pool.stats().running == 0 {
         std::thread::yield_now();
     }
     let stats = pool.stats();
@@ -411,4 +412,22 @@ fn cpu_kernels_compute_known_answers() {
             "-0.169087605"
         ]
     );
+}
+
+#[test]
+fn a_pool_dropped_by_a_panic_stops_its_endless_tasks() {
+    let zoo = guest("trap-zoo");
+    // Without the stop, dropping the pool would wait for the loop forever
+    // and this join would never return.
+    let outcome = std::thread::spawn(move || {
+        let pool = pool(1);
+        let task = pool.load(&zoo).unwrap();
+        let looping = pool.submit(&task, "\"loop\"").unwrap();
+        while !looping.is_running() {
+            std::thread::yield_now();
+        }
+        panic!("the caller fails while its task loops forever");
+    })
+    .join();
+    assert!(outcome.is_err());
 }

@@ -327,7 +327,8 @@ impl Submit for Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.shutdown(true, false);
+        // As for a pool: a panic cancels what waits rather than run it.
+        self.shutdown(true, std::thread::panicking());
     }
 }
 
