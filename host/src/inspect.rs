@@ -29,6 +29,19 @@ pub enum WasmKind {
 }
 
 impl WasmKind {
+    /// How `wasmpool run` runs a file of this kind.
+    pub fn runs_as(self) -> &'static str {
+        match self {
+            WasmKind::TaskComponent => "a task: each input is the argument of `run`",
+            WasmKind::CommandComponent | WasmKind::CommandModule => {
+                "a WASI command: each input on stdin (or in its arguments with \
+                 --args-template), its stdout as the output"
+            }
+            WasmKind::Component => "typed calls with --invoke NAME, one of its functions",
+            WasmKind::Module => "nothing: a core module needs `_start` to run as a command",
+        }
+    }
+
     /// A short description, as `wasmpool inspect` prints it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -61,6 +74,9 @@ pub struct Inspection {
     pub imports: Vec<String>,
     /// What it exports.
     pub exports: Vec<String>,
+    /// The functions a component exports, as `--invoke` names them
+    /// (`name`, or `interface#name`); empty for a core module.
+    pub functions: Vec<String>,
     /// The linear memories its core modules declare.
     pub memories: Vec<MemoryDecl>,
     /// `Ok` if this pool can run it as a task of the `wasmpool:task` world,
@@ -131,6 +147,7 @@ pub(crate) fn module(
             .map(|import| format!("{}::{}", import.module(), import.name()))
             .collect(),
         exports,
+        functions: Vec::new(),
         memories: memories(bytes)?,
         task,
     })
@@ -163,6 +180,7 @@ pub(crate) fn component(
             .map(|(name, _)| name.to_string())
             .collect(),
         exports,
+        functions: exported_functions(engine, component),
         memories: memories(bytes)?,
         task,
     })

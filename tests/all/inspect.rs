@@ -28,6 +28,7 @@ fn tells_tasks_commands_and_modules_apart() {
     let task = inspect(&guest("fib"));
     assert_eq!(task["kind"], "task component");
     assert_eq!(task["fits_task_world"], true);
+    assert!(task["runs_as"].as_str().unwrap().starts_with("a task"));
     assert!(has(&task["imports"], "wasmpool:task/host@0.1.0"));
     assert!(has(&task["imports"], "wasi:cli/stdout@"));
     assert_eq!(task["exports"], serde_json::json!(["run"]));
@@ -44,6 +45,21 @@ fn tells_tasks_commands_and_modules_apart() {
             .contains("does not export `run`")
     );
     assert!(has(&command["exports"], "wasi:cli/run@"));
+    assert!(
+        command["runs_as"]
+            .as_str()
+            .unwrap()
+            .starts_with("a WASI command")
+    );
+
+    let other = inspect(&guest("shapes"));
+    assert_eq!(other["kind"], "component");
+    assert!(other["runs_as"].as_str().unwrap().contains("--invoke"));
+    assert!(has(&other["functions"], "describe"));
+    assert!(has(
+        &other["functions"],
+        "example:shapes/geometry@0.1.0#area"
+    ));
 
     let missing = inspect(&guest("missing-import"));
     assert_eq!(missing["kind"], "task component");

@@ -310,16 +310,19 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         let report = serde_json::json!({
             "file": path,
             "kind": found.kind.describe(),
+            "runs_as": found.kind.runs_as(),
             "fits_task_world": found.task.is_ok(),
             "why_not": found.task.as_ref().err().map(|error| error.message().to_string()),
             "imports": found.imports,
             "exports": found.exports,
+            "functions": found.functions,
             "memories": memories,
         });
         println!("{report}");
         return Ok(());
     }
     println!("{}: {}", path.display(), found.kind.describe());
+    println!("wasmpool run runs it as {}", found.kind.runs_as());
     match &found.task {
         Ok(()) => println!("fits the wasmpool:task world: yes"),
         Err(why) => println!("fits the wasmpool:task world: no: {}", why.message()),
@@ -331,6 +334,12 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     println!("exports ({}):", found.exports.len());
     for export in &found.exports {
         println!("  {export}");
+    }
+    if !found.functions.is_empty() {
+        println!("functions, for --invoke ({}):", found.functions.len());
+        for function in &found.functions {
+            println!("  {function}");
+        }
     }
     println!("memories ({}):", found.memories.len());
     for memory in &found.memories {
