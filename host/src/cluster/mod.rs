@@ -556,15 +556,16 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
     let mut stopping = false;
     let mut finished = VecDeque::new();
     loop {
-        // Nothing running: block until rank 0 says something.
-        let incoming = if running.is_empty() {
-            if stopping {
-                break;
-            }
-            Some(world.process_at_rank(0).matched_probe())
-        } else {
-            world.process_at_rank(0).immediate_matched_probe()
-        };
+        if running.is_empty() && stopping {
+            break;
+        }
+        let incoming = world.process_at_rank(0).immediate_matched_probe();
+        if incoming.is_none() && running.is_empty() {
+            // Idle. MPI's blocking probe spins on a core, which the
+            // pools of ranks sharing this machine need: sleep instead.
+            std::thread::sleep(POLL);
+            continue;
+        }
         if let Some((message, status)) = incoming {
             let (bytes, _) = (message, status).matched_receive_vec::<u8>();
             let handled = match status.tag() {
