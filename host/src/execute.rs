@@ -255,8 +255,9 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         Program::Invoke(invoke) => match values::arguments(input, &invoke.params) {
             Ok(arguments) => arguments,
             Err(why) => {
-                let error = TaskError::new(ErrorKind::InvalidInput, why);
-                return Err(ran(error, metrics, placement.worker));
+                // Nothing ran: no worker, no timings, like an input the CLI
+                // could not read.
+                return Err(TaskError::new(ErrorKind::InvalidInput, why));
             }
         },
         _ => Vec::new(),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::completions::Listener;
-use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
+use crate::error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError};
 use crate::execute::{self, Attempt, Placement};
 use crate::handle::{ProgressBoard, Slot, TaskHandle};
 use crate::input::Input;
@@ -461,7 +461,13 @@ fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Tas
                     Ok(output)
                 }
                 Err(mut error) => {
-                    error.details_mut().attempts = attempts;
+                    // Arguments that do not fit are refused before any run.
+                    let runs = if error.kind() == ErrorKind::InvalidInput {
+                        0
+                    } else {
+                        attempts
+                    };
+                    error.details_mut().attempts = runs;
                     Err(error)
                 }
             };

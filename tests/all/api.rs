@@ -431,3 +431,23 @@ fn a_pool_dropped_by_a_panic_stops_its_endless_tasks() {
     .join();
     assert!(outcome.is_err());
 }
+
+#[test]
+fn code_written_against_the_executor_trait_runs_on_a_pool() {
+    use wasmpool::{Executor, LoadOptions};
+
+    // What an embedding program writes once for a pool or a cluster.
+    fn fibs(executor: &impl Executor, task: &std::path::Path) -> Vec<u64> {
+        let task = executor.load_with(task, &LoadOptions::new()).unwrap();
+        let handle = executor.submit_input(&task, "10".into()).unwrap();
+        let mut values: Vec<u64> = executor
+            .map(&task, ["1", "2", "3"])
+            .map(|result| result.unwrap().json().unwrap())
+            .collect();
+        values.push(handle.wait().unwrap().json().unwrap());
+        assert_eq!(executor.stats().finished, 4);
+        assert!(executor.held().is_empty());
+        values
+    }
+    assert_eq!(fibs(&pool(2), &guest("fib")), [1, 1, 2, fib(10)]);
+}

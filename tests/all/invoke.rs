@@ -130,6 +130,7 @@ fn the_library_invokes_a_function_and_runs_a_command() {
     assert!((pi4 - 4.0 * std::f64::consts::PI).abs() < 1e-12);
     let error = results[1].as_ref().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!((error.attempts(), error.worker()), (0, None));
 
     let count = pool.load(guest("word-count")).unwrap();
     assert_eq!(count.kind(), TaskKind::Command);
