@@ -15,7 +15,7 @@
 
 mod wire;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -105,7 +105,6 @@ pub struct Cluster {
     next_task: AtomicU64,
     next_job: AtomicU64,
     counters: Arc<Counters>,
-    holdings: Holdings,
     workers: usize,
     window: usize,
     limits: Limits,
@@ -121,6 +120,8 @@ enum Control {
         reply: Sender<Result<(), String>>,
     },
     Job(Job),
+    /// Which seed keys each rank holds (for [`Executor::held`]).
+    Held(Sender<Vec<(i32, Vec<u64>)>>),
     Shutdown {
         cancel_pending: bool,
     },
@@ -136,8 +137,12 @@ struct Job {
 /// have not answered, the first error.
 type LoadWait = (Sender<Result<(), String>>, usize, Option<String>);
 
-/// The seed keys of the tasks each rank holds, for [`Executor::held`].
-type Holdings = Arc<Mutex<BTreeMap<i32, BTreeSet<u64>>>>;
+/// A task on a worker rank: its slot, its seed key, when it was sent.
+struct Held {
+    slot: Arc<Slot>,
+    seed_key: u64,
+    sent: Instant,
+}
 
 /// A worker rank as the coordinator sees it.
 struct Rank {
@@ -145,8 +150,8 @@ struct Rank {
     capacity: usize,
     /// The rank's workers are numbered from here in results.
     first_worker: usize,
-    /// By job id: the slot and the seed key.
-    held: HashMap<u64, (Arc<Slot>, u64)>,
+    /// By job id.
+    held: HashMap<u64, Held>,
 }
 
 impl Cluster {
@@ -177,14 +182,12 @@ impl Cluster {
         ranks.sort_by_key(|rank| rank.rank);
         let credit: usize = ranks.iter().map(|rank| rank.capacity).sum();
         let counters = Arc::new(Counters::new(workers));
-        let holdings = Holdings::default();
         let (control, orders) = crossbeam_channel::unbounded();
         let thread = {
             let counters = Arc::clone(&counters);
-            let holdings = Arc::clone(&holdings);
             std::thread::Builder::new()
                 .name("wasmpool-mpi".to_string())
-                .spawn(move || Coordinator::new(ranks, counters, holdings).run(&orders))
+                .spawn(move || Coordinator::new(ranks, counters).run(&orders))
                 .map_err(|error| BuildError::new(format!("cannot start the MPI thread: {error}")))?
         };
         Ok(Cluster {
@@ -195,7 +198,6 @@ impl Cluster {
             next_task: AtomicU64::new(0),
             next_job: AtomicU64::new(0),
             counters,
-            holdings,
             workers,
             window: window_hint.unwrap_or((credit * 2).max(16)),
             limits,
@@ -205,8 +207,7 @@ impl Cluster {
 
     /// The id the ranks know `task` by.
     fn task_id(&self, task: &Task) -> Option<u64> {
-        let key = Arc::as_ptr(&task.program) as *const () as usize;
-        lock(&self.tasks).get(&key).copied()
+        lock(&self.tasks).get(&program_key(task)).copied()
     }
 }
 
@@ -228,8 +229,7 @@ impl Executor for Cluster {
             .and_then(|()| answer.recv().ok())
             .unwrap_or_else(|| Err("the cluster is shut down".to_string()));
         answer.map_err(|why| LoadError::new(LoadErrorKind::Invalid, why).at(path))?;
-        let key = Arc::as_ptr(&task.program) as *const () as usize;
-        lock(&self.tasks).insert(key, id);
+        lock(&self.tasks).insert(program_key(&task), id);
         Ok(task)
     }
 
@@ -274,12 +274,16 @@ impl Executor for Cluster {
         self.shutdown(true, true);
     }
 
+    /// Asks the MPI thread, which answers between two polls; nothing once
+    /// it has stopped.
     fn held(&self) -> Vec<(i32, Vec<u64>)> {
-        lock(&self.holdings)
-            .iter()
-            .filter(|(_, keys)| !keys.is_empty())
-            .map(|(rank, keys)| (*rank, keys.iter().copied().collect()))
-            .collect()
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self.control.send(Control::Held(reply)).is_err() {
+            return Vec::new();
+        }
+        answer
+            .recv_timeout(Duration::from_secs(1))
+            .unwrap_or_default()
     }
 }
 
@@ -339,21 +343,17 @@ struct Coordinator {
     pending: VecDeque<Job>,
     loads: HashMap<u64, LoadWait>,
     counters: Arc<Counters>,
-    holdings: Holdings,
-    started: HashMap<u64, Instant>,
     shutting_down: bool,
 }
 
 impl Coordinator {
-    fn new(ranks: Vec<Rank>, counters: Arc<Counters>, holdings: Holdings) -> Coordinator {
+    fn new(ranks: Vec<Rank>, counters: Arc<Counters>) -> Coordinator {
         Coordinator {
             world: SimpleCommunicator::world(),
             ranks,
             pending: VecDeque::new(),
             loads: HashMap::new(),
             counters,
-            holdings,
-            started: HashMap::new(),
             shutting_down: false,
         }
     }
@@ -402,6 +402,20 @@ impl Coordinator {
                 self.loads.insert(task, (reply, self.ranks.len(), None));
             }
             Control::Job(job) => self.pending.push_back(job),
+            Control::Held(reply) => {
+                let held = self
+                    .ranks
+                    .iter()
+                    .filter(|rank| !rank.held.is_empty())
+                    .map(|rank| {
+                        let mut keys: Vec<u64> =
+                            rank.held.values().map(|held| held.seed_key).collect();
+                        keys.sort_unstable();
+                        (rank.rank, keys)
+                    })
+                    .collect();
+                let _ = reply.send(held);
+            }
             Control::Shutdown { cancel_pending } => {
                 self.shutting_down = true;
                 if cancel_pending {
@@ -447,15 +461,18 @@ impl Coordinator {
                 }
                 self.counters.started();
                 wire::write_job(&mut out, &job.spec);
-                self.started.insert(job.spec.id, Instant::now());
-                lock(&self.holdings)
-                    .entry(rank.rank)
-                    .or_default()
-                    .insert(job.spec.seed_key);
-                rank.held.insert(job.spec.id, (job.slot, job.spec.seed_key));
+                rank.held.insert(
+                    job.spec.id,
+                    Held {
+                        slot: job.slot,
+                        seed_key: job.spec.seed_key,
+                        sent: Instant::now(),
+                    },
+                );
                 count += 1;
             }
             if count > 0 {
+                // The count, written as 0 after the task id, now known.
                 out.0[8..12].copy_from_slice(&count.to_le_bytes());
                 self.world
                     .process_at_rank(rank.rank)
@@ -499,20 +516,14 @@ impl Coordinator {
         for _ in 0..count {
             let rank = &mut self.ranks[index];
             let (job, result) = wire::read_result(&mut input, rank.first_worker)?;
-            let (slot, seed_key) = rank.held.remove(&job).ok_or(wire::Malformed)?;
-            if let Some(keys) = lock(&self.holdings).get_mut(&source) {
-                keys.remove(&seed_key);
-            }
-            let busy = self
-                .started
-                .remove(&job)
-                .map_or(Duration::ZERO, |started| started.elapsed());
+            let held = rank.held.remove(&job).ok_or(wire::Malformed)?;
+            let busy = held.sent.elapsed();
             let worker = match &result {
                 Ok(output) => output.worker(),
                 Err(error) => error.worker().unwrap_or(rank.first_worker),
             };
             self.counters.completed(worker, busy, &result);
-            slot.finish(result);
+            held.slot.finish(result);
         }
         Ok(())
     }
@@ -644,6 +655,11 @@ fn load(
         }
     }
     Ok(reply.0)
+}
+
+/// What tells tasks apart in [`Cluster::tasks`]: their compiled program.
+fn program_key(task: &Task) -> usize {
+    Arc::as_ptr(&task.program) as *const () as usize
 }
 
 fn malformed(rank: i32) -> String {
