@@ -185,7 +185,8 @@ struct Instance {
 /// What a run calls in an instance.
 enum Entry {
     Task(bindings::Task),
-    Func(wasmtime::component::Func),
+    /// A function to invoke and how many values it returns.
+    Func(wasmtime::component::Func, usize),
     Start(TypedFunc<(), ()>),
     Command(wasmtime_wasi::p2::bindings::Command),
 }
@@ -382,7 +383,7 @@ async fn instantiate(
         },
         watch: watch.clone(),
     };
-    let mut store = Store::new(settings_engine(program), state);
+    let mut store = Store::new(program.engine(), state);
     store.limiter(|state| &mut state.memory);
     if let Some(fuel) = limits.fuel {
         // Instantiation runs the component's start code: it burns fuel too.
@@ -413,17 +414,6 @@ async fn instantiate(
     }
 }
 
-fn settings_engine(program: &Program) -> &wasmtime::Engine {
-    match program {
-        Program::Task(pre) => pre.engine(),
-        Program::Invoke(invoke) => invoke.pre.engine(),
-        Program::Command(command) => match &command.entry {
-            CommandEntry::Module(pre) => pre.module().engine(),
-            CommandEntry::Component(pre) => pre.engine(),
-        },
-    }
-}
-
 /// Instantiates `program` in `store` and finds what a run calls.
 async fn entry(program: &Program, store: &mut Store<TaskState>) -> wasmtime::Result<Entry> {
     Ok(match program {
@@ -433,7 +423,7 @@ async fn entry(program: &Program, store: &mut Store<TaskState>) -> wasmtime::Res
             let func = instance
                 .get_func(&mut *store, invoke.export)
                 .ok_or_else(|| wasmtime::format_err!("the invoked function is not exported"))?;
-            Entry::Func(func)
+            Entry::Func(func, invoke.results)
         }
         Program::Command(command) => match &command.entry {
             CommandEntry::Module(pre) => {
@@ -523,8 +513,8 @@ async fn call(
                 .call_run(&mut *store, input)
                 .await?
                 .map(Returned::Value)),
-            Entry::Func(func) => {
-                let mut results = vec![Val::Bool(false); func.ty(&*store).results().len()];
+            Entry::Func(func, returns) => {
+                let mut results = vec![Val::Bool(false); *returns];
                 func.call_async(&mut *store, &arguments, &mut results)
                     .await?;
                 let value = match results.as_slice() {

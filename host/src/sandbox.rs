@@ -46,6 +46,20 @@ pub(crate) enum Program {
     Invoke(Invoke),
 }
 
+impl Program {
+    /// The engine it was compiled for.
+    pub(crate) fn engine(&self) -> &Engine {
+        match self {
+            Program::Task(pre) => pre.engine(),
+            Program::Invoke(invoke) => invoke.pre.engine(),
+            Program::Command(command) => match &command.entry {
+                CommandEntry::Module(pre) => pre.module().engine(),
+                CommandEntry::Component(pre) => pre.engine(),
+            },
+        }
+    }
+}
+
 /// A WASI command program and the arguments each run gets.
 pub(crate) struct Command {
     pub(crate) entry: CommandEntry,
@@ -67,6 +81,8 @@ pub(crate) struct Invoke {
     pub(crate) pre: wasmtime::component::InstancePre<TaskState>,
     pub(crate) export: ComponentExportIndex,
     pub(crate) params: Vec<(String, Type)>,
+    /// How many values it returns.
+    pub(crate) results: usize,
 }
 
 /// How often the engine's epoch advances: the granularity of time-outs and
@@ -224,22 +240,15 @@ impl Runtime {
                 })?;
                 Program::Command(command(CommandEntry::Component(entry), name, options))
             } else {
-                // The task check says what is wrong with it as a task.
-                Program::Task(self.prepare(&component).map_err(|error| {
-                    let functions = inspect::exported_functions(&self.engine, &component);
-                    if functions.is_empty() {
-                        return error;
-                    }
-                    LoadError::new(
-                        error.kind(),
-                        format!(
-                            "{}; to call one of its functions, use --invoke NAME \
-                             (it exports: {})",
-                            error.message(),
-                            functions.join(", ")
-                        ),
-                    )
-                })?)
+                let functions = inspect::exported_functions(&self.engine, &component);
+                let mut message = NO_RUN.to_string();
+                if !functions.is_empty() {
+                    message.push_str(&format!(
+                        "; to call one of its functions, use --invoke NAME (it exports: {})",
+                        functions.join(", ")
+                    ));
+                }
+                return Err(LoadError::new(LoadErrorKind::NotATask, message));
             }
         };
         let is_command = matches!(program, Program::Command(_));
@@ -362,6 +371,7 @@ impl Runtime {
             pre: self.link(component)?,
             export,
             params,
+            results: ty.results().len(),
         })
     }
 
@@ -394,11 +404,7 @@ impl Runtime {
     /// Checks that `component` is of the task world and links it.
     fn prepare(&self, component: &Component) -> Result<TaskPre<TaskState>, LoadError> {
         if !inspect::exports_run(&self.engine, component) {
-            return Err(LoadError::new(
-                LoadErrorKind::NotATask,
-                "the component does not export `run`: it is not a task of the \
-                 wasmpool:task world (write it with the wasmpool-guest SDK)",
-            ));
+            return Err(LoadError::new(LoadErrorKind::NotATask, NO_RUN));
         }
         let instance_pre = self.link(component)?;
         TaskPre::new(instance_pre).map_err(|error| {
@@ -412,6 +418,10 @@ impl Runtime {
         })
     }
 }
+
+/// Why a component that is neither a task nor a command does not load.
+const NO_RUN: &str = "the component does not export `run`: it is not a task of the \
+                      wasmpool:task world (write it with the wasmpool-guest SDK)";
 
 /// Precompiled components (`wasmpool compile`, `.cwasm`) are ELF files.
 const PRECOMPILED: &[u8] = b"\x7fELF";
