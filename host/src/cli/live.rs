@@ -47,13 +47,13 @@ impl Live {
         self.bar.clone()
     }
 
-    /// A task finished: show its output and move the bar on.
-    pub(crate) fn task_done(&mut self, result: &TaskResult, stats: &Stats) {
+    /// A task finished: show its output and move the bar on (the counts
+    /// in its message are refreshed by [`Live::status`]).
+    pub(crate) fn task_done(&mut self, result: &TaskResult) {
         let Some(bar) = &self.bar else {
             return;
         };
         bar.suspend(|| show(result));
-        Live::status(bar, stats);
         bar.inc(1);
     }
 

@@ -122,8 +122,8 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let bar = live.borrow().bar();
     let written = std::thread::scope(|scope| {
         if let Some(bar) = bar {
-            // Between finished tasks, the bar shows what the running ones
-            // report of their own progress.
+            // The bar's counts, and the progress the running tasks report,
+            // refreshed a few times a second rather than per finished task.
             let pool = &pool;
             scope.spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(REFRESH) {
@@ -315,14 +315,14 @@ fn write_records(
     };
     if args.unordered {
         for (position, result) in pool.map_unordered(task, queue) {
-            live.borrow_mut().task_done(&result, &pool.stats());
+            live.borrow_mut().task_done(&result);
             writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
             let record = ledger.borrow_mut().record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
         let results = pool.map(task, queue).on_complete(|_, result| {
-            live.borrow_mut().task_done(result, &pool.stats());
+            live.borrow_mut().task_done(result);
         });
         for (position, result) in results.enumerate() {
             let record = ledger.borrow_mut().record(position, &result);
