@@ -562,8 +562,8 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
 
     let mut tasks: HashMap<u64, Task> = HashMap::new();
     let completions = Completions::new();
-    let mut running: HashMap<usize, (u64, TaskHandle)> = HashMap::new();
-    let mut next_tag = 0usize;
+    // By job id, which is also the completion tag.
+    let mut running: HashMap<usize, TaskHandle> = HashMap::new();
     let mut stopping = false;
     let mut finished = VecDeque::new();
     loop {
@@ -595,13 +595,12 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
                             if let Some(limits) = spec.limits {
                                 job = job.limits(limits);
                             }
-                            let tag = next_tag;
-                            next_tag += 1;
+                            let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
                             let listener = Some((Arc::clone(&completions), tag));
                             let handle = pool
                                 .submit_with(&task, job, None, listener)
                                 .map_err(|_| wire::Malformed)?;
-                            running.insert(tag, (spec.id, handle));
+                            running.insert(tag, handle);
                         }
                         Ok(())
                     })
@@ -627,9 +626,8 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         let mut out = Writer::default();
         out.u32(finished.len() as u32);
         for tag in finished.drain(..) {
-            let (job, handle) = running.remove(&tag).expect("a tag of a running job");
-            let result = handle.wait();
-            wire::write_result(&mut out, job, &result);
+            let handle = running.remove(&tag).expect("a tag of a running job");
+            wire::write_result(&mut out, tag as u64, &handle.wait());
         }
         root.send_with_tag(&out.0[..], wire::RESULTS);
     }
