@@ -51,6 +51,13 @@ impl Input {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The key its seed derives from: the one given, else its `position` in
+    /// a map, else the task's `id`. A pool and a cluster use the same rule,
+    /// so that a seeded run draws the same numbers on both.
+    pub(crate) fn seed_key_or(&self, position: Option<u64>, id: u64) -> u64 {
+        self.seed_key.or(position).unwrap_or(id)
+    }
 }
 
 impl From<Vec<u8>> for Input {

@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::completions::Completions;
-use crate::completions::Listener;
+use crate::completions::{Completions, Listener};
 use crate::error::SubmitError;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;

@@ -364,16 +364,12 @@ impl Submit for Pool {
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Slot::new(id, listener);
-        let Input {
-            bytes,
-            limits,
-            seed_key,
-        } = input;
+        let seed_key = input.seed_key_or(position, id);
+        let Input { bytes, limits, .. } = input;
         let work = {
             let program = Arc::clone(&task.program);
             let settings = Arc::clone(&self.settings);
             let limits = limits.unwrap_or_else(|| self.limits.clone());
-            let seed_key = seed_key.or(position).unwrap_or(id);
             let slot = Arc::clone(&slot);
             Box::new(move |worker, input: &[u8]| {
                 let attempt = Attempt {

@@ -301,16 +301,13 @@ impl Submit for Cluster {
         };
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let slot = Slot::new(id, listener);
-        let Input {
-            bytes,
-            limits,
-            seed_key,
-        } = input;
+        let seed_key = input.seed_key_or(position, id);
+        let Input { bytes, limits, .. } = input;
         let job = Job {
             task: task_id,
             spec: JobSpec {
                 id,
-                seed_key: seed_key.or(position).unwrap_or(id),
+                seed_key,
                 limits: limits.filter(|limits| *limits != self.limits),
                 input: bytes,
             },
