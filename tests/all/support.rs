@@ -18,14 +18,24 @@ pub fn example_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// What `build` makes of `name`, built once per test run and one build at
+/// a time (builds of a kind share a target directory).
+fn built_once(
+    cache: &OnceLock<Mutex<HashMap<String, PathBuf>>>,
+    name: &str,
+    build: impl FnOnce() -> PathBuf,
+) -> PathBuf {
+    let mut built = cache.get_or_init(Default::default).lock().unwrap();
+    built.entry(name.to_string()).or_insert_with(build).clone()
+}
+
 /// The component built from `guest-tasks/examples/NAME`.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    // One build at a time: they share the guest workspace's target dir.
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
+    built_once(&BUILT, name, || build_guest(name))
+}
+
+fn build_guest(name: &str) -> PathBuf {
     let output = wasmpool()
         .arg("build")
         .arg(example_dir(name))
@@ -38,7 +48,6 @@ pub fn guest(name: &str) -> PathBuf {
     );
     let path = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
     assert!(path.is_file(), "wasmpool build printed {}", path.display());
-    built.insert(name.to_string(), path.clone());
     path
 }
 
@@ -125,10 +134,10 @@ pub fn stderr(output: &Output) -> String {
 /// Zig's C compiler (`pip install ziglang`), once per test run.
 pub fn c_program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
+    built_once(&BUILT, name, || compile_c(name))
+}
+
+fn compile_c(name: &str) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../guest-tasks/c")
         .join(format!("{name}.c"));
@@ -145,6 +154,5 @@ pub fn c_program(name: &str) -> PathBuf {
         "zig cc {name}.c failed (pip install ziglang):\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    built.insert(name.to_string(), path.clone());
     path
 }
