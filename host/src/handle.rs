@@ -84,6 +84,9 @@ struct Inner {
     result: Option<TaskResult>,
     waker: Option<Waker>,
     listeners: Vec<Listener>,
+    /// Threads blocked in `take`: only they need the condition variable,
+    /// whose wake-up is a system call even when nobody waits.
+    waiting: usize,
 }
 
 impl Slot {
@@ -130,14 +133,20 @@ impl Slot {
 
     /// Stores the result of a claimed task and wakes whoever waits for it.
     pub(crate) fn finish(&self, result: TaskResult) {
-        let (waker, listeners) = {
+        let (waker, listeners, waiting) = {
             let mut inner = self.lock();
             inner.result = Some(result);
             // Under the lock: whoever sees FINISHED finds the result there.
             self.state.store(FINISHED, Ordering::Release);
-            (inner.waker.take(), std::mem::take(&mut inner.listeners))
+            (
+                inner.waker.take(),
+                std::mem::take(&mut inner.listeners),
+                inner.waiting > 0,
+            )
         };
-        self.finished.notify_all();
+        if waiting {
+            self.finished.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -181,19 +190,24 @@ impl Slot {
             if let Some(result) = inner.result.take() {
                 return Some(result);
             }
+            inner.waiting += 1;
             inner = match deadline {
                 None => self
                     .finished
                     .wait(inner)
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now())?;
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                        inner.waiting -= 1;
+                        return None;
+                    };
                     self.finished
                         .wait_timeout(inner, left)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
+            inner.waiting -= 1;
         }
     }
 }
