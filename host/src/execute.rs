@@ -236,7 +236,20 @@ pub(crate) struct Attempt<'a> {
 
 /// Runs one task on `input`.
 pub(crate) fn run(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
-    WORKER_RUNTIME.with(|runtime| runtime.block_on(run_async(attempt, input, slot)))
+    WORKER_RUNTIME.with(|runtime| {
+        // Most runs finish in their first poll: a task that never waits on
+        // the host. Polling once inside the runtime's context skips what
+        // `block_on` costs per call; a run that must wait goes on under it.
+        let _context = runtime.enter();
+        let mut run = std::pin::pin!(run_async(attempt, input, slot));
+        match run
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => runtime.block_on(run),
+        }
+    })
 }
 
 async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
@@ -280,9 +293,12 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
     };
     let instance = match kept {
         Some(instance) => Ok(instance),
-        None => instantiate(program, input, settings, limits, &watch).await,
+        None => {
+            let instance = instantiate(program, input, settings, limits, &watch).await;
+            metrics.instantiate = started.elapsed();
+            instance
+        }
     };
-    metrics.instantiate = started.elapsed();
     let mut instance = match instance {
         Ok(instance) => instance,
         Err(error) => return Err(ran(error, metrics, placement.worker)),
