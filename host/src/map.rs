@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::completions::{Completions, Listener};
 use crate::error::SubmitError;
@@ -22,6 +23,60 @@ pub(crate) trait Submit {
         position: Option<u64>,
         listener: Option<Listener>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>>;
+
+    /// Queues a run of a map's inputs, each with its position and
+    /// listener, pushing one handle (or refusal) per input onto `handles`
+    /// in order. A pool may queue them as one job.
+    fn submit_run(
+        &self,
+        task: &Task,
+        inputs: Vec<(Input, Option<u64>, Listener)>,
+        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+    ) {
+        for (input, position, listener) in inputs {
+            handles.push(self.submit_with(task, input, position, Some(listener)));
+        }
+    }
+}
+
+/// About how much work one queued run of tiny tasks carries.
+const RUN_TIME: Duration = Duration::from_micros(100);
+
+/// How many tasks to queue as one job. Tasks of a few microseconds cost
+/// the pool more to hand out one by one (a queue entry, a closure, a
+/// wake-up) than to run, so they go out in runs of about [`RUN_TIME`] of
+/// work, by a moving average of how long the tasks took; a task of 100 us
+/// or more, or one not yet seen, goes alone.
+#[derive(Default)]
+pub(crate) struct RunSizer {
+    /// Seconds.
+    mean_duration: Option<f64>,
+}
+
+impl RunSizer {
+    /// Folds a finished task's duration into the average.
+    pub(crate) fn observe(&mut self, result: &TaskResult) {
+        let duration = match result {
+            Ok(output) => output.duration(),
+            Err(error) => error.duration(),
+        }
+        .as_secs_f64();
+        self.mean_duration = Some(match self.mean_duration {
+            Some(mean) => mean + (duration - mean) / 16.0,
+            None => duration,
+        });
+    }
+
+    /// The run length now, between 1 and `max`.
+    pub(crate) fn length(&self, max: usize) -> usize {
+        match self.mean_duration {
+            Some(mean) => {
+                let tasks = (RUN_TIME.as_secs_f64() / mean.max(1e-9)) as usize;
+                tasks.clamp(1, max.max(1))
+            }
+            None => 1,
+        }
+    }
 }
 
 type OnComplete<'p> = Box<dyn FnMut(usize, &TaskResult) + 'p>;
@@ -40,6 +95,9 @@ struct Window<'p, I> {
     /// Announced and not yet handed out, in completion order.
     finished: VecDeque<usize>,
     on_complete: Option<OnComplete<'p>>,
+    sizer: RunSizer,
+    /// Where each queued run's handles land; kept to reuse its buffer.
+    handles: Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
 }
 
 impl<'p, I> Window<'p, I>
@@ -59,28 +117,61 @@ where
             completions: Completions::new(),
             finished: VecDeque::new(),
             on_complete: None,
+            sizer: RunSizer::default(),
+            handles: Vec::new(),
+        }
+    }
+
+    /// How many inputs to queue as one run: see [`RunSizer`]. Only while
+    /// the workers are behind (half the window or more in flight), so that
+    /// inputs that trickle in go out one by one, as soon as they come; at
+    /// most an eighth of the window, so that every worker keeps some.
+    fn run_length(&self) -> usize {
+        if self.in_flight.len() >= self.limit / 2 {
+            self.sizer.length(self.limit / 8)
+        } else {
+            1
         }
     }
 
     /// Submits inputs while fewer than `limit` are in flight and the next
-    /// index is below `bound`.
+    /// index is below `bound`, a run at a time.
     fn fill(&mut self, bound: usize) {
-        while self.in_flight.len() < self.limit && self.next_index < bound {
-            let Some(input) = self.inputs.next() else {
+        loop {
+            let room = (self.limit.saturating_sub(self.in_flight.len()))
+                .min(bound.saturating_sub(self.next_index));
+            let length = self.run_length();
+            // Waiting for room for a whole run is safe while a task is in
+            // flight: its completion makes more.
+            if room == 0 || (room < length && !self.in_flight.is_empty()) {
                 return;
-            };
-            let index = self.next_index;
-            self.next_index += 1;
-            let listener = Some((Arc::clone(&self.completions), index));
-            let position = Some(index as u64);
-            match self
-                .pool
-                .submit_with(&self.task, input.into(), position, listener)
-            {
-                Ok(handle) => {
-                    self.in_flight.insert(index, handle);
+            }
+            let length = length.min(room);
+            let first = self.next_index;
+            let mut run = Vec::with_capacity(length);
+            while run.len() < length {
+                let Some(input) = self.inputs.next() else {
+                    break;
+                };
+                let index = self.next_index;
+                self.next_index += 1;
+                let listener = (Arc::clone(&self.completions), index);
+                run.push((input.into(), Some(index as u64), listener));
+            }
+            let exhausted = run.len() < length;
+            if !run.is_empty() {
+                self.pool.submit_run(&self.task, run, &mut self.handles);
+            }
+            for (index, handle) in (first..).zip(self.handles.drain(..)) {
+                match handle {
+                    Ok(handle) => {
+                        self.in_flight.insert(index, handle);
+                    }
+                    Err(_) => self.refused.push(index),
                 }
-                Err(_) => self.refused.push(index),
+            }
+            if exhausted {
+                return;
             }
         }
     }
@@ -111,7 +202,9 @@ where
                 .in_flight
                 .remove(&index)
                 .expect("only tasks in flight announce their completion");
-            (index, handle.wait())
+            let result = handle.wait();
+            self.sizer.observe(&result);
+            (index, result)
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
             on_complete(index, &result);
@@ -208,5 +301,118 @@ where
 
     fn next(&mut self) -> Option<(usize, TaskResult)> {
         self.window.next_completion(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::handle::Slot;
+    use crate::pool::Pool;
+    use crate::task::TaskOutput;
+
+    /// The smallest core module a pool loads: a command whose `_start`
+    /// does nothing. It only gives the map a [`Task`] to pass around.
+    const EMPTY_COMMAND: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: () -> ()
+        0x03, 0x02, 0x01, 0x00, // function 0 of type 0
+        0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // export
+        0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // body: end
+    ];
+
+    /// Finishes every task as it is queued, as if it took `took`, and
+    /// records the length of each run queued.
+    struct Immediate {
+        took: Duration,
+        runs: RefCell<Vec<usize>>,
+    }
+
+    impl Submit for Immediate {
+        fn submit_with(
+            &self,
+            _task: &Task,
+            _input: Input,
+            _position: Option<u64>,
+            listener: Option<Listener>,
+        ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
+            let slot = Slot::new(0, listener);
+            assert!(slot.start());
+            slot.finish(Ok(TaskOutput {
+                value: Vec::new(),
+                stdout: Default::default(),
+                stderr: Default::default(),
+                duration: self.took,
+                worker: 0,
+                attempts: 1,
+                metrics: Default::default(),
+            }));
+            Ok(TaskHandle::new(slot))
+        }
+
+        fn submit_run(
+            &self,
+            task: &Task,
+            inputs: Vec<(Input, Option<u64>, Listener)>,
+            handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+        ) {
+            self.runs.borrow_mut().push(inputs.len());
+            for (input, position, listener) in inputs {
+                handles.push(self.submit_with(task, input, position, Some(listener)));
+            }
+        }
+    }
+
+    fn runs_of(took: Duration) -> Vec<usize> {
+        let pool = Pool::builder().workers(1).build().unwrap();
+        let task = pool.load_bytes(EMPTY_COMMAND).unwrap();
+        let submit = Immediate {
+            took,
+            runs: RefCell::new(Vec::new()),
+        };
+        let results = Map::new(&submit, task, (0..5000).map(|n| n.to_string()), 256);
+        assert_eq!(results.count(), 5000);
+        submit.runs.into_inner()
+    }
+
+    #[test]
+    fn tiny_tasks_go_out_in_runs_and_long_ones_alone() {
+        let tiny = runs_of(Duration::from_micros(1));
+        assert_eq!(tiny.iter().sum::<usize>(), 5000);
+        // One by one until a duration is known, then an eighth of the window.
+        assert_eq!(tiny[0], 1);
+        assert_eq!(tiny.iter().max(), Some(&32));
+        assert!(tiny.len() < 500, "{} runs", tiny.len());
+
+        let long = runs_of(Duration::from_millis(1));
+        assert_eq!(long.len(), 5000);
+        assert!(long.iter().all(|&length| length == 1));
+    }
+
+    #[test]
+    fn a_run_is_about_a_hundred_microseconds_of_work() {
+        let mut sizer = RunSizer::default();
+        assert_eq!(sizer.length(32), 1);
+        let output = |micros| {
+            Ok(TaskOutput {
+                value: Vec::new(),
+                stdout: Default::default(),
+                stderr: Default::default(),
+                duration: Duration::from_micros(micros),
+                worker: 0,
+                attempts: 1,
+                metrics: Default::default(),
+            })
+        };
+        sizer.observe(&output(10));
+        assert_eq!(sizer.length(32), 10);
+        assert_eq!(sizer.length(4), 4);
+        for _ in 0..200 {
+            sizer.observe(&output(500));
+        }
+        assert_eq!(sizer.length(32), 1);
     }
 }

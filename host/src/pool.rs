@@ -18,7 +18,7 @@ use crate::map::{Map, MapUnordered, Submit};
 use crate::sandbox::{EngineOptions, Runtime, Settings};
 use crate::stats::Stats;
 use crate::task::{LoadOptions, Task, TaskResult};
-use crate::workers::{Job, Workers};
+use crate::workers::{Item, Job, Workers};
 
 /// Bytes of stdout, and of stderr, kept per task unless told otherwise.
 const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -358,39 +358,90 @@ impl Submit for Pool {
     fn submit_with(
         &self,
         task: &Task,
-        input: Input,
+        mut input: Input,
         position: Option<u64>,
         listener: Option<Listener>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
+        let limits = input.limits.take();
+        let (item, handle) = self.item(input, position, listener);
+        match self.threads.send(self.job(task, limits, vec![item])) {
+            Ok(()) => Ok(handle),
+            Err(job) => Err(SubmitError(job.into_inputs().swap_remove(0))),
+        }
+    }
+
+    fn submit_run(
+        &self,
+        task: &Task,
+        inputs: Vec<(Input, Option<u64>, Listener)>,
+        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+    ) {
+        // A task with limits of its own gets a job of its own; the others
+        // share one.
+        let mut items = Vec::with_capacity(inputs.len());
+        let first = handles.len();
+        for (input, position, listener) in inputs {
+            if input.limits.is_some() {
+                handles.push(self.submit_with(task, input, position, Some(listener)));
+                continue;
+            }
+            let (item, handle) = self.item(input, position, Some(listener));
+            items.push(item);
+            handles.push(Ok(handle));
+        }
+        if items.is_empty() {
+            return;
+        }
+        if let Err(job) = self.threads.send(self.job(task, None, items)) {
+            // Refused as a whole: hand each input back in its place.
+            let mut inputs = job.into_inputs().into_iter();
+            for handle in &mut handles[first..] {
+                if handle.is_ok() {
+                    let input = inputs.next().expect("one input per shared handle");
+                    *handle = Err(SubmitError(input));
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A queued task's slot and its caller's handle.
+    fn item(
+        &self,
+        input: Input,
+        position: Option<u64>,
+        listener: Option<Listener>,
+    ) -> (Item, TaskHandle) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Slot::new(id, listener);
-        let seed_key = input.seed_key_or(position, id);
-        let Input { bytes, limits, .. } = input;
-        let work = {
-            let program = Arc::clone(&task.program);
-            let settings = Arc::clone(&self.settings);
-            let limits = limits.unwrap_or_else(|| self.limits.clone());
-            let slot = Arc::clone(&slot);
-            Box::new(move |worker, input: &[u8]| {
-                let attempt = Attempt {
-                    program: &program,
-                    settings: &settings,
-                    limits: &limits,
-                    placement: Placement { worker, seed_key },
-                };
-                run_with_retries(&attempt, input, slot)
-            })
-        };
-        let job = Job {
+        let item = Item {
+            seed_key: input.seed_key_or(position, id),
             slot: Arc::clone(&slot),
             index: position,
-            input: bytes,
-            work,
+            input: input.bytes,
         };
-        match self.threads.send(job) {
-            Ok(()) => Ok(TaskHandle::new(slot)),
-            Err(job) => Err(SubmitError(job.input)),
-        }
+        (item, TaskHandle::new(slot))
+    }
+
+    /// A job running `items` of `task`, under `limits` or the pool's.
+    fn job(&self, task: &Task, limits: Option<Limits>, items: Vec<Item>) -> Job {
+        let program = Arc::clone(&task.program);
+        let settings = Arc::clone(&self.settings);
+        let limits = limits.unwrap_or_else(|| self.limits.clone());
+        let work = Box::new(move |worker, item: &Item| {
+            let attempt = Attempt {
+                program: &program,
+                settings: &settings,
+                limits: &limits,
+                placement: Placement {
+                    worker,
+                    seed_key: item.seed_key,
+                },
+            };
+            run_with_retries(&attempt, &item.input, Arc::clone(&item.slot))
+        });
+        Job { items, work }
     }
 }
 

@@ -55,8 +55,8 @@ impl Counters {
         }
     }
 
-    pub(crate) fn submitted(&self) {
-        self.submitted.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn submitted(&self, tasks: usize) {
+        self.submitted.fetch_add(tasks as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn started(&self) {

@@ -16,18 +16,33 @@ use crate::handle::Slot;
 use crate::stats::{Counters, Stats};
 use crate::task::TaskResult;
 
-/// The work of one task, given the index of the worker that runs it and
-/// the task's input.
-pub(crate) type Work = Box<dyn FnOnce(usize, &[u8]) -> TaskResult + Send>;
+/// The work of the tasks of one job, given the index of the worker that
+/// runs it and one task of the job.
+pub(crate) type Work = Box<dyn FnMut(usize, &Item) -> TaskResult + Send>;
 
-/// One queued task. The input stays apart from the work so that a refused
+/// One task of a job. The input stays apart from the work so that a refused
 /// job can hand it back.
-pub(crate) struct Job {
+pub(crate) struct Item {
     pub(crate) slot: Arc<Slot>,
     /// The task's position in its map, if a map submitted it.
     pub(crate) index: Option<u64>,
     pub(crate) input: Vec<u8>,
+    /// The key of the task's random seed.
+    pub(crate) seed_key: u64,
+}
+
+/// What a worker takes from the queue at a time: one task, or a run of
+/// tiny tasks of one map sharing one queue entry, run back to back.
+pub(crate) struct Job {
+    pub(crate) items: Vec<Item>,
     pub(crate) work: Work,
+}
+
+impl Job {
+    /// The inputs of a job that was not queued.
+    pub(crate) fn into_inputs(self) -> Vec<Vec<u8>> {
+        self.items.into_iter().map(|item| item.input).collect()
+    }
 }
 
 /// The threads and the queue that feeds them.
@@ -76,8 +91,9 @@ impl Workers {
     pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
         match lock(&self.sender).as_ref() {
             Some(sender) => {
+                let tasks = job.items.len();
                 sender.send(job).map_err(|error| error.0)?;
-                self.counters.submitted();
+                self.counters.submitted(tasks);
                 Ok(())
             }
             None => Err(job),
@@ -95,8 +111,10 @@ impl Workers {
         lock(&self.sender).take();
         if cancel_pending {
             for job in self.receiver.try_iter() {
-                job.slot.cancel();
-                self.counters.skipped();
+                for item in job.items {
+                    item.slot.cancel();
+                    self.counters.skipped();
+                }
             }
         }
         if wait {
@@ -116,31 +134,37 @@ impl Drop for Workers {
 }
 
 fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
-    for job in receiver {
-        if !job.slot.start() {
-            counters.skipped(); // cancelled while queued
-            continue;
+    for mut job in receiver {
+        for item in &job.items {
+            run_item(index, item, &mut job.work, counters);
         }
-        counters.started();
-        let span = tracing::info_span!(
-            "wasmpool.task",
-            task = job.slot.id(),
-            index = job.index,
-            worker = index,
-            outcome = tracing::field::Empty,
-            instantiate_us = tracing::field::Empty,
-            run_us = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-        );
-        let started = Instant::now();
-        let result = span.in_scope(|| {
-            catch_unwind(AssertUnwindSafe(|| (job.work)(index, &job.input)))
-                .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
-        });
-        record_outcome(&span, &result);
-        counters.completed(index, started.elapsed(), &result);
-        job.slot.finish(result);
     }
+}
+
+fn run_item(index: usize, item: &Item, work: &mut Work, counters: &Counters) {
+    if !item.slot.start() {
+        counters.skipped(); // cancelled while queued
+        return;
+    }
+    counters.started();
+    let span = tracing::info_span!(
+        "wasmpool.task",
+        task = item.slot.id(),
+        index = item.index,
+        worker = index,
+        outcome = tracing::field::Empty,
+        instantiate_us = tracing::field::Empty,
+        run_us = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = span.in_scope(|| {
+        catch_unwind(AssertUnwindSafe(|| work(index, item)))
+            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
+    });
+    record_outcome(&span, &result);
+    counters.completed(index, started.elapsed(), &result);
+    item.slot.finish(result);
 }
 
 /// Puts how the task ended on its span, for an embedder's tracing set-up.

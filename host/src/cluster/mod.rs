@@ -34,7 +34,7 @@ use crate::executor::Executor;
 use crate::handle::{Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::Limits;
-use crate::map::{Map, MapUnordered, Submit};
+use crate::map::{Map, MapUnordered, RunSizer, Submit};
 use crate::pool::{Pool, PoolBuilder};
 use crate::stats::{Counters, Stats};
 use crate::task::{LoadOptions, Task};
@@ -315,7 +315,7 @@ impl Submit for Cluster {
         };
         match self.control.send(Control::Job(job)) {
             Ok(()) => {
-                self.counters.submitted();
+                self.counters.submitted(1);
                 Ok(TaskHandle::new(slot))
             }
             Err(refused) => match refused.0 {
@@ -563,6 +563,8 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
     let mut running: HashMap<usize, TaskHandle> = HashMap::new();
     let mut stopping = false;
     let mut finished = VecDeque::new();
+    let mut sizer = RunSizer::default();
+    let mut handles = Vec::new();
     loop {
         if running.is_empty() && stopping {
             break;
@@ -586,18 +588,33 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
                         .u64()
                         .and_then(|task| tasks.get(&task).cloned().ok_or(wire::Malformed));
                     task.and_then(|task| {
-                        for _ in 0..input.u32()? {
+                        let count = input.u32()? as usize;
+                        let mut jobs = Vec::with_capacity(count);
+                        for _ in 0..count {
                             let spec = wire::read_job(&mut input)?;
                             let mut job = Input::new(spec.input).seed_key(spec.seed_key);
                             if let Some(limits) = spec.limits {
                                 job = job.limits(limits);
                             }
                             let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
-                            let listener = Some((Arc::clone(&completions), tag));
-                            let handle = pool
-                                .submit_with(&task, job, None, listener)
-                                .map_err(|_| wire::Malformed)?;
-                            running.insert(tag, handle);
+                            jobs.push((job, tag));
+                        }
+                        // Tiny tasks go to the pool in runs, as a map's do;
+                        // each worker gets a share of the chunk at least.
+                        let length = sizer.length(count.div_ceil(2 * pool.workers()));
+                        let mut jobs = jobs.into_iter().peekable();
+                        while jobs.peek().is_some() {
+                            let run: Vec<_> = jobs
+                                .by_ref()
+                                .take(length)
+                                .map(|(job, tag)| (job, None, (Arc::clone(&completions), tag)))
+                                .collect();
+                            let tags: Vec<usize> =
+                                run.iter().map(|(_, _, (_, tag))| *tag).collect();
+                            pool.submit_run(&task, run, &mut handles);
+                            for (tag, handle) in tags.into_iter().zip(handles.drain(..)) {
+                                running.insert(tag, handle.map_err(|_| wire::Malformed)?);
+                            }
                         }
                         Ok(())
                     })
@@ -624,7 +641,9 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         out.u32(finished.len() as u32);
         for tag in finished.drain(..) {
             let handle = running.remove(&tag).expect("a tag of a running job");
-            wire::write_result(&mut out, tag as u64, &handle.wait());
+            let result = handle.wait();
+            sizer.observe(&result);
+            wire::write_result(&mut out, tag as u64, &result);
         }
         root.send_with_tag(&out.0[..], wire::RESULTS);
     }
