@@ -264,6 +264,12 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         started: Some(started),
         ..Metrics::default()
     };
+    if limits.timeout.is_some() && !settings.interruptible {
+        return Err(TaskError::new(
+            ErrorKind::InvalidInput,
+            crate::pool::UNINTERRUPTIBLE_TIMEOUT,
+        ));
+    }
     // The arguments of an invoked function are checked before it runs.
     let arguments = match &**program {
         Program::Invoke(invoke) => match values::arguments(input, &invoke.params) {
@@ -411,11 +417,13 @@ async fn instantiate(
             ));
         }
     }
-    store.epoch_deadline_callback(|context| match context.data().watch.check() {
-        Some(why) => Err(why.into()),
-        None => Ok(UpdateDeadline::Continue(1)),
-    });
-    store.set_epoch_deadline(1);
+    if settings.interruptible {
+        store.epoch_deadline_callback(|context| match context.data().watch.check() {
+            Some(why) => Err(why.into()),
+            None => Ok(UpdateDeadline::Continue(1)),
+        });
+        store.set_epoch_deadline(1);
+    }
     match entry(program, &mut store).await {
         Ok(entry) => Ok(Instance {
             program: Arc::clone(program),
@@ -521,7 +529,9 @@ async fn call(
             .set_fuel(fuel)
             .map_err(|_| wasmtime::Error::new(FuelNotMetered))?;
     }
-    instance.store.set_epoch_deadline(1);
+    if settings.interruptible {
+        instance.store.set_epoch_deadline(1);
+    }
     let store = &mut instance.store;
     let run = async {
         match &instance.entry {

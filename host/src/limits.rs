@@ -13,7 +13,9 @@ pub struct Limits {
     /// Wall time a task may run, from instantiation to the end of `run`;
     /// past it the task is stopped and fails as
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), whether it computes
-    /// or waits in a host call (a sleep, say). `None`: no limit.
+    /// or waits in a host call (a sleep, say). `None`: no limit. Needs a
+    /// pool that can stop running wasm (the default; see
+    /// [`PoolBuilder::interruptible`](crate::PoolBuilder::interruptible)).
     pub timeout: Option<Duration>,
     /// Bytes of linear memory a task may grow to; a growth past it is
     /// refused and the task fails as

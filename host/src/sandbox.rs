@@ -100,6 +100,8 @@ pub(crate) struct Settings {
     pub(crate) abort: AtomicBool,
     /// Runs per instance: 1 for a fresh instance every task.
     pub(crate) reuse: u32,
+    /// Whether running wasm can be stopped (the engine has epoch checks).
+    pub(crate) interruptible: bool,
     /// What each worker's running task last reported.
     pub(crate) progress: ProgressBoard,
 }
@@ -117,6 +119,9 @@ pub(crate) struct Runtime {
 /// The engine settings a pool chooses.
 pub(crate) struct EngineOptions {
     pub(crate) fuel: bool,
+    /// Compile epoch checks into the code, so that running wasm can be
+    /// stopped (time-outs, cancel, `shutdown_now`).
+    pub(crate) interruptible: bool,
     pub(crate) max_stack: usize,
     /// Tasks that may run at once (the worker count): sizes the pools of
     /// pre-reserved memories, tables and fibre stacks.
@@ -136,8 +141,9 @@ fn config(options: &EngineOptions, pooled: bool, cache: Option<Cache>) -> Config
         )));
     }
     config.wasm_component_model(true);
-    // Time-outs and cancellation interrupt running wasm at epoch checks.
-    config.epoch_interruption(true);
+    // Time-outs and cancellation interrupt running wasm at epoch checks,
+    // compiled into every loop and function entry.
+    config.epoch_interruption(options.interruptible);
     config.consume_fuel(options.fuel);
     config.max_wasm_stack(options.max_stack);
     // Tasks run on fibres (async calls, so that a time-out also stops a task
@@ -201,13 +207,19 @@ impl Runtime {
             &mut state.wasi
         })
         .map_err(|error| BuildError::new(format!("cannot link WASI preview 1: {error:#}")))?;
-        let ticker = Ticker::start(engine.clone())
-            .map_err(|error| BuildError::new(format!("cannot start the epoch ticker: {error}")))?;
+        let ticker = if options.interruptible {
+            let ticker = Ticker::start(engine.clone()).map_err(|error| {
+                BuildError::new(format!("cannot start the epoch ticker: {error}"))
+            })?;
+            Some(ticker)
+        } else {
+            None
+        };
         Ok(Runtime {
             engine,
             linker,
             module_linker,
-            ticker: Some(ticker),
+            ticker,
         })
     }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{assert_refused, guest, records, run, stderr, tempdir, wasmpool};
+use crate::support::{assert_refused, fib, guest, records, run, stderr, tempdir, wasmpool};
 
 #[test]
 fn records_come_in_input_order_and_failures_exit_1() {
@@ -286,4 +286,21 @@ fn help_walks_a_newcomer_through_every_subcommand_and_option() {
     ] {
         assert!(run.contains(part), "{part} missing from run --help:\n{run}");
     }
+}
+
+#[test]
+fn no_interrupt_refuses_a_timeout_and_runs_as_usual() {
+    let fib_task = guest("fib");
+    let refused = run(
+        &fib_task,
+        &["--no-interrupt", "--timeout", "1s", "--inputs", "[20]"],
+    );
+    assert_refused(&refused, "--no-interrupt");
+    let output = run(&fib_task, &["--no-interrupt", "--inputs", "[20, 25]"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let oks: Vec<_> = records(&output.stdout)
+        .iter()
+        .map(|r| r["ok"].clone())
+        .collect();
+    assert_eq!(oks, [fib(20), fib(25)]);
 }

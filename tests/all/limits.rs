@@ -138,3 +138,79 @@ fn one_input_can_carry_its_own_limits() {
     let error = pool.submit(&zoo, input).unwrap().wait().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::MemoryLimit);
 }
+
+#[test]
+fn a_pool_that_cannot_stop_running_wasm_refuses_time_outs_and_still_runs_tasks() {
+    let built = Pool::builder()
+        .interruptible(false)
+        .timeout(Duration::from_secs(1))
+        .build();
+    let Err(refused) = built else {
+        panic!("a time-out in an uninterruptible pool is refused");
+    };
+    assert!(
+        refused.to_string().contains("interruptible(false)"),
+        "{refused}"
+    );
+
+    let pool = Pool::builder()
+        .workers(1)
+        .interruptible(false)
+        .build()
+        .unwrap();
+    let task = pool.load(guest("fib")).unwrap();
+    let output = pool.submit(&task, "25").unwrap().wait().unwrap();
+    assert_eq!(output.json::<u64>().unwrap(), fib(25));
+    // A time-out that comes with an input is refused for that task alone.
+    let timed = Input::new("25").limits(Limits::new().timeout(Duration::from_secs(1)));
+    let error = pool.submit(&task, timed).unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("time-out"), "{error}");
+    assert_eq!(
+        pool.submit(&task, "20")
+            .unwrap()
+            .wait()
+            .unwrap()
+            .json::<u64>()
+            .unwrap(),
+        fib(20)
+    );
+}
+
+#[test]
+fn an_uninterruptible_pool_compiles_without_epoch_checks() {
+    let bytes = std::fs::read(guest("fib")).unwrap();
+    let checked = Pool::builder().workers(1).build().unwrap();
+    let unchecked = Pool::builder()
+        .workers(1)
+        .interruptible(false)
+        .build()
+        .unwrap();
+    let with = checked.precompile(&bytes).unwrap();
+    let without = unchecked.precompile(&bytes).unwrap();
+    assert_ne!(with, without);
+    assert!(
+        without.len() < with.len(),
+        "{} vs {} bytes",
+        without.len(),
+        with.len()
+    );
+}
+
+#[test]
+fn an_uninterruptible_pool_still_cancels_a_task_waiting_in_a_host_call() {
+    // really-hard-task sleeps 2 s in wasi:clocks: no wasm runs meanwhile.
+    let pool = Pool::builder()
+        .workers(1)
+        .interruptible(false)
+        .build()
+        .unwrap();
+    let sleeper = pool.load(guest("really-hard-task")).unwrap();
+    let handle = pool.submit(&sleeper, "1").unwrap();
+    while !handle.is_running() {
+        std::thread::yield_now();
+    }
+    assert!(handle.cancel());
+    let error = handle.wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Cancelled, "{error}");
+}

@@ -97,3 +97,49 @@ fn sigint_then_resume_loses_nothing_and_repeats_nothing() {
 fn sigterm_then_resume_loses_nothing_and_repeats_nothing() {
     interrupt_then_resume("-TERM");
 }
+
+#[test]
+fn without_interruption_a_second_sigint_quits_while_a_task_spins() {
+    use std::io::{BufRead, BufReader};
+
+    let output: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("signals-{}-no-interrupt.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&output);
+    let mut child = wasmpool()
+        .arg("run")
+        .arg(guest("trap-zoo"))
+        .args([
+            "-j",
+            "1",
+            "--no-interrupt",
+            "--inputs",
+            r#"["ok", "loop"]"#,
+            "-o",
+        ])
+        .arg(&output)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "ok" is recorded; "loop" spins in wasm, where nothing can stop it.
+    wait_for_records(&output, 1);
+    let pid = child.id().to_string();
+    let interrupt = || {
+        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(status.success());
+    };
+    interrupt();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("cannot be stopped") {
+        assert!(stderr.read_line(&mut said).unwrap() > 0, "{said}");
+    }
+    interrupt();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}{rest}");
+    assert!(rest.contains("interrupted again"), "{rest}");
+    let written = records(&output);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0]["ok"], "ok");
+}

@@ -145,12 +145,33 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                         keys.join(", ")
                     ));
                 }
-                message.push_str(&format!(
-                    "wasmpool: interrupted: queued tasks cancelled; running ones get {GRACE:?} \
-                     to finish\n"
-                ));
+                if args.no_interrupt {
+                    message.push_str(
+                        "wasmpool: interrupted: queued tasks cancelled; running ones cannot be \
+                         stopped (--no-interrupt): waiting for them, interrupt again to quit \
+                         without their records\n",
+                    );
+                } else {
+                    message.push_str(&format!(
+                        "wasmpool: interrupted: queued tasks cancelled; running ones get \
+                         {GRACE:?} to finish\n"
+                    ));
+                }
                 let _ = io::stderr().write_all(message.as_bytes());
-                stop_after_grace(&pool, &signals_handle);
+                if !args.no_interrupt {
+                    stop_after_grace(&pool, &signals_handle);
+                    return;
+                }
+                // Without epoch checks a task running wasm cannot be stopped:
+                // the run waits for it, unless asked again. The records
+                // written so far are whole lines; --resume runs the rest.
+                pool.shutdown(false, true);
+                if signals.forever().next().is_some() {
+                    let _ = io::stderr().write_all(
+                        b"wasmpool: interrupted again: not waiting for the running tasks\n",
+                    );
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
             }
         });
         let mut writer = RecordWriter::new(&mut *sink, args.report.is_some());
@@ -227,7 +248,8 @@ fn load_options(args: &RunArgs) -> LoadOptions {
 fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     let mut builder = Pool::builder()
         .retries(args.retries)
-        .reuse_instances(args.reuse_instances);
+        .reuse_instances(args.reuse_instances)
+        .interruptible(!args.no_interrupt);
     if let Some(workers) = args.workers {
         builder = builder.workers(usize::try_from(workers)?);
     }
