@@ -3,6 +3,7 @@
 mod build;
 mod inputs;
 mod live;
+mod outbox;
 mod record;
 mod report;
 mod resume;

@@ -17,6 +17,7 @@ use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, Ta
 
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
+use super::outbox::{FLUSH_EVERY, Outbox};
 use super::record::Record;
 use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
@@ -84,7 +85,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let task = pool.load_with(&task_path, &load_options(args))?;
     // A command program reads text: a string input is given as its text.
     let text_io = task.kind() == TaskKind::Command;
-    let mut sink: Box<dyn Write> = match &args.output {
+    let sink: Box<dyn Write + Send> = match &args.output {
         Some(path) => {
             let file = OpenOptions::new()
                 .create(true)
@@ -95,8 +96,9 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 .with_context(|| format!("cannot open the output file {}", path.display()))?;
             Box::new(BufWriter::new(file))
         }
-        None => Box::new(BufWriter::new(io::stdout().lock())),
+        None => Box::new(BufWriter::new(io::stdout())),
     };
+    let outbox = Outbox::new(sink);
     let total = match inputs.size_hint() {
         (known, Some(most)) if known == most => Some(known as u64),
         _ => None,
@@ -125,12 +127,19 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
             // The bar's counts, and the progress the running tasks report,
             // refreshed a few times a second rather than per finished task.
             let pool = &pool;
+            let refresher_stop = refresher_stop.clone();
             scope.spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(REFRESH) {
                     Live::status(&bar, &pool.stats());
                 }
             });
         }
+        let outbox = &outbox;
+        scope.spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(FLUSH_EVERY) {
+                outbox.flush_in_background();
+            }
+        });
         scope.spawn(|| {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
@@ -167,6 +176,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 // written so far are whole lines; --resume runs the rest.
                 pool.shutdown(false, true);
                 if signals.forever().next().is_some() {
+                    let _ = outbox.flush();
                     let _ = io::stderr().write_all(
                         b"wasmpool: interrupted again: not waiting for the running tasks\n",
                     );
@@ -174,7 +184,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 }
             }
         });
-        let mut writer = RecordWriter::new(&mut *sink, args.report.is_some());
+        let mut writer = RecordWriter::new(outbox, args.report.is_some());
         let written = write_records(
             inputs,
             args,
@@ -196,7 +206,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         report::write(rows, &args.task.display().to_string(), path)?;
     }
     drop(written);
-    sink.flush().context("cannot write the records")?;
+    outbox.flush().context("cannot write the records")?;
     let ledger = ledger.into_inner();
     summary.resumed_skipped = ledger.skipped;
     summary.interrupted = interrupted.load(Ordering::SeqCst);
@@ -397,7 +407,7 @@ impl Ledger {
 
 /// Writes records as whole lines and counts the outcomes.
 struct RecordWriter<'w> {
-    sink: &'w mut dyn Write,
+    outbox: &'w Outbox,
     /// What the report needs of each record written, with --report.
     report: Option<Vec<report::Row>>,
     ok: usize,
@@ -407,9 +417,9 @@ struct RecordWriter<'w> {
 }
 
 impl<'w> RecordWriter<'w> {
-    fn new(sink: &'w mut dyn Write, report: bool) -> Self {
+    fn new(outbox: &'w Outbox, report: bool) -> Self {
         RecordWriter {
-            sink,
+            outbox,
             report: report.then(Vec::new),
             ok: 0,
             failed_by_kind: BTreeMap::new(),
@@ -435,14 +445,10 @@ impl<'w> RecordWriter<'w> {
             let value = serde_json::to_value(record).expect("a record serialises");
             rows.extend(report::Row::of_record(&value));
         }
-        let mut line = serde_json::to_vec(record).expect("a record serialises");
-        line.push(b'\n');
-        // One write and a flush per record: a reader of the file never sees
-        // half a line, and sees each record as soon as its task is done.
-        self.sink
-            .write_all(&line)
-            .and_then(|()| self.sink.flush())
-            .context("cannot write the records")
+        let line = serde_json::to_vec(record).expect("a record serialises");
+        // Whole lines, in blocks: a reader of the file never sees half a
+        // line, and sees each record within FLUSH_EVERY of its task's end.
+        self.outbox.push(&line).context("cannot write the records")
     }
 
     /// Writes the records of invalid inputs numbered below `before`.
