@@ -38,10 +38,12 @@ fn main() {
         1
     };
     let mut table = Table::default();
-    trivial_throughput(&mut table, scale);
+    eprintln!("ProcessPoolExecutor baselines");
+    let ppe = ppe_rates(scale);
+    trivial_throughput(&mut table, scale, ppe);
     cpu_bound(&mut table);
     kernels_vs_native(&mut table);
-    cli_throughput(&mut table, scale);
+    cli_throughput(&mut table, scale, ppe);
     map_memory(&mut table, scale);
     seed_scenario(&mut table);
     table.print();
@@ -114,7 +116,47 @@ fn map_rate(pool: &Pool, task: &Task, inputs: &[String]) -> f64 {
     done as f64 / started.elapsed().as_secs_f64()
 }
 
-fn trivial_throughput(table: &mut Table, scale: usize) {
+/// How many times each throughput is measured; the best counts. This is a
+/// shared VM: a neighbour can take a core for a second, and one run alone
+/// moved by a factor of two between runs of the same build.
+const ROUNDS: usize = 3;
+
+/// The best of [`ROUNDS`] of each measurement, the rounds taking turns so
+/// that a slow spell of the machine falls on all of them alike.
+fn best_rates<const N: usize>(mut measure: impl FnMut(usize) -> f64) -> [f64; N] {
+    let mut best = [0.0f64; N];
+    for _ in 0..ROUNDS {
+        for (which, rate) in best.iter_mut().enumerate() {
+            *rate = rate.max(measure(which));
+        }
+    }
+    best
+}
+
+/// ProcessPoolExecutor on the trivial task, 2 processes: tasks per second,
+/// best of [`ROUNDS`], at chunksize 1 and at chunksize 1000.
+fn ppe_rates(scale: usize) -> Option<[f64; 2]> {
+    let small = (20_000 / scale).to_string();
+    let large = (1_000_000 / scale).to_string();
+    let mut missing = false;
+    let rates = best_rates::<2>(|which| {
+        let args = match which {
+            0 => ["trivial", small.as_str(), "2", "1"],
+            _ => ["trivial", large.as_str(), "2", "1000"],
+        };
+        python_rate(&args).unwrap_or_else(|| {
+            missing = true;
+            0.0
+        })
+    });
+    if missing {
+        eprintln!("  (python3 or ../shared/bench missing: no ProcessPoolExecutor rows)");
+        return None;
+    }
+    Some(rates)
+}
+
+fn trivial_throughput(table: &mut Table, scale: usize, ppe: Option<[f64; 2]>) {
     eprintln!("trivial tasks through the library");
     let inputs: Vec<String> = (0..200_000 / scale).map(|n| n.to_string()).collect();
     let reusing = Pool::builder()
@@ -122,17 +164,14 @@ fn trivial_throughput(table: &mut Table, scale: usize) {
         .reuse_instances(u32::MAX)
         .build()
         .unwrap();
-    let trivial_reused = reusing.load(guest("trivial")).unwrap();
-    let reused = map_rate(&reusing, &trivial_reused, &inputs);
-    drop(reusing);
-    let two = pool(2);
-    let trivial = two.load(guest("trivial")).unwrap();
-    let rate2 = map_rate(&two, &trivial, &inputs);
-    drop(two);
-    let one = pool(1);
-    let trivial1 = one.load(guest("trivial")).unwrap();
-    let rate1 = map_rate(&one, &trivial1, &inputs);
-    drop(one);
+    let pools = [reusing, pool(2), pool(1)];
+    let tasks: Vec<Task> = pools
+        .iter()
+        .map(|pool| pool.load(guest("trivial")).unwrap())
+        .collect();
+    let [reused, rate2, rate1] =
+        best_rates(|which| map_rate(&pools[which], &tasks[which], &inputs));
+    drop(pools);
     table.add(Row {
         case: "trivial task, fresh instance each, 2 workers (library)".into(),
         measured: format!("{rate2:.0} tasks/s"),
@@ -149,16 +188,15 @@ fn trivial_throughput(table: &mut Table, scale: usize) {
         target: ">= 1.6x".into(),
         met: Some(rate2 / rate1 >= 1.6),
     });
-    match python_rate(&["trivial", &(20_000 / scale).to_string(), "2", "1"]) {
-        Some(ppe) => table.add(Row {
+    if let Some([ppe1, _]) = ppe {
+        table.add(Row {
             case: "trivial task vs ProcessPoolExecutor chunksize=1, 2 workers".into(),
             measured: format!("{rate2:.0} tasks/s"),
-            baseline: format!("{ppe:.0} tasks/s"),
-            ratio: Some(rate2 / ppe),
+            baseline: format!("{ppe1:.0} tasks/s"),
+            ratio: Some(rate2 / ppe1),
             target: ">= 25x".into(),
-            met: Some(rate2 / ppe >= 25.0),
-        }),
-        None => eprintln!("  (python3 or ../shared/bench missing: no ProcessPoolExecutor row)"),
+            met: Some(rate2 / ppe1 >= 25.0),
+        });
     }
     table.add(Row {
         case: "trivial task, instance reuse, 2 workers (library)".into(),
@@ -168,15 +206,15 @@ fn trivial_throughput(table: &mut Table, scale: usize) {
         target: ">= 2,000,000 tasks/s".into(),
         met: Some(reused >= 2_000_000.0),
     });
-    if let Some(ppe) = python_rate(&["trivial", &(1_000_000 / scale).to_string(), "2", "1000"]) {
+    if let Some([_, ppe1000]) = ppe {
         table.add(Row {
             case: "instance reuse vs ProcessPoolExecutor chunksize=1000 (no isolation either)"
                 .into(),
             measured: format!("{reused:.0} tasks/s"),
-            baseline: format!("{ppe:.0} tasks/s"),
-            ratio: Some(reused / ppe),
+            baseline: format!("{ppe1000:.0} tasks/s"),
+            ratio: Some(reused / ppe1000),
             target: ">= 1x".into(),
-            met: Some(reused >= ppe),
+            met: Some(reused >= ppe1000),
         });
     }
 }
@@ -185,13 +223,13 @@ fn cpu_bound(table: &mut Table) {
     eprintln!("CPU-bound tasks");
     const N: u64 = 27;
     let inputs: Vec<String> = vec![N.to_string(); 200];
-    let two = pool(2);
-    let fib = two.load(guest("fib")).unwrap();
-    let rate2 = map_rate(&two, &fib, &inputs);
-    drop(two);
-    let one = pool(1);
-    let fib1 = one.load(guest("fib")).unwrap();
-    let rate1 = map_rate(&one, &fib1, &inputs);
+    let pools = [pool(2), pool(1)];
+    let tasks: Vec<Task> = pools
+        .iter()
+        .map(|pool| pool.load(guest("fib")).unwrap())
+        .collect();
+    let [rate2, rate1] = best_rates(|which| map_rate(&pools[which], &tasks[which], &inputs));
+    drop(pools);
     table.add(Row {
         case: format!("scaling, fib({N}): 2 workers / 1 worker"),
         measured: format!("{rate2:.1} / {rate1:.1} tasks/s"),
@@ -298,7 +336,7 @@ fn best_of(runs: usize, mut work: impl FnMut()) -> Duration {
         .unwrap()
 }
 
-fn cli_throughput(table: &mut Table, scale: usize) {
+fn cli_throughput(table: &mut Table, scale: usize, ppe: Option<[f64; 2]>) {
     eprintln!("the CLI, JSONL in and out");
     let count = 100_000 / scale;
     let dir = bench_dir();
@@ -306,26 +344,27 @@ fn cli_throughput(table: &mut Table, scale: usize) {
     let lines: String = (0..count).map(|n| format!("{n}\n")).collect();
     std::fs::write(&inputs, lines).unwrap();
     let output = dir.join("trivial-out.jsonl");
-    let started = Instant::now();
-    let status = wasmpool()
-        .args(["run", "-q", "--no-cache", "-j", "2", "--input-file"])
-        .arg(&inputs)
-        .arg("--output")
-        .arg(&output)
-        .arg(guest("trivial"))
-        .status()
-        .unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    assert!(status.success());
-    let rate = count as f64 / seconds;
-    if let Some(ppe) = python_rate(&["trivial", &(20_000 / scale).to_string(), "2", "1"]) {
+    let [rate] = best_rates(|_| {
+        let started = Instant::now();
+        let status = wasmpool()
+            .args(["run", "-q", "--no-cache", "-j", "2", "--input-file"])
+            .arg(&inputs)
+            .arg("--output")
+            .arg(&output)
+            .arg(guest("trivial"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        count as f64 / started.elapsed().as_secs_f64()
+    });
+    if let Some([ppe1, _]) = ppe {
         table.add(Row {
             case: format!("CLI, {count} trivial inputs (JSONL in and out, compile included)"),
             measured: format!("{rate:.0} tasks/s"),
-            baseline: format!("{ppe:.0} tasks/s (PPE chunksize=1)"),
-            ratio: Some(rate / ppe),
+            baseline: format!("{ppe1:.0} tasks/s (PPE chunksize=1)"),
+            ratio: Some(rate / ppe1),
             target: ">= 20x".into(),
-            met: Some(rate / ppe >= 20.0),
+            met: Some(rate / ppe1 >= 20.0),
         });
     }
 }
