@@ -69,9 +69,15 @@ impl RunSizer {
 
     /// The run length now, between 1 and `max`.
     pub(crate) fn length(&self, max: usize) -> usize {
+        self.tasks_in(RUN_TIME, max)
+    }
+
+    /// How many tasks take about `span` one after the other, between 1
+    /// and `max`; 1 while no task has been seen.
+    pub(crate) fn tasks_in(&self, span: Duration, max: usize) -> usize {
         match self.mean_duration {
             Some(mean) => {
-                let tasks = (RUN_TIME.as_secs_f64() / mean.max(1e-9)) as usize;
+                let tasks = (span.as_secs_f64() / mean.max(1e-9)) as usize;
                 tasks.clamp(1, max.max(1))
             }
             None => 1,

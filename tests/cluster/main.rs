@@ -78,13 +78,16 @@ fn outcome(record: &Value) -> Value {
 }
 
 fn same_as_local(task: &Path, args: &[&str]) -> Vec<Value> {
-    let local = run(task, args);
-    let cluster = mpirun(3, task, args);
+    same_outcomes(&run(task, args), &mpirun(3, task, args))
+}
+
+/// The records of a local and a cluster run, which must not differ.
+fn same_outcomes(local: &Output, cluster: &Output) -> Vec<Value> {
     assert_eq!(
         local.status.code(),
         cluster.status.code(),
         "{}",
-        stderr(&cluster)
+        stderr(cluster)
     );
     // With --unordered the order differs from run to run; the records not.
     let sorted = |stdout: &[u8]| {
@@ -183,6 +186,44 @@ fn many_inputs_in_order_with_commands_and_invoked_functions() {
             r#"[[{"circle": 1}], [{"oval": 2}]]"#,
         ],
     );
+}
+
+#[test]
+fn big_inputs_and_big_outputs_cross_both_ways_at_once() {
+    // Chunks of 200 KB inputs go out while results carrying 1 MiB of
+    // captured stdout come back: messages past MPI's eager size, whose
+    // sends wait for the matching receive. A rank blocked in sending its
+    // results while rank 0 is blocked in sending it a chunk would hang.
+    let zoo = guest("trap-zoo");
+    let big = format!("\"{}\"", "x".repeat(200_000));
+    let inputs: Vec<&str> = (0..24)
+        .map(|n| {
+            if n % 2 == 0 {
+                "\"chatty\""
+            } else {
+                big.as_str()
+            }
+        })
+        .collect();
+    let dir = tempdir("cluster-big");
+    let file = dir.join("inputs.jsonl");
+    std::fs::write(&file, inputs.join("\n")).unwrap();
+    let args = ["--input-file", file.to_str().unwrap()];
+    let local = run(&zoo, &args);
+    // mpirun's own time limit: a hang fails the test instead of stalling
+    // the suite.
+    let cluster = mpirun::mpirun(3)
+        .args(["--timeout", "300"])
+        .arg(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["run", "--mpi"])
+        .arg(&zoo)
+        .args(args)
+        .output()
+        .unwrap();
+    let records = same_outcomes(&local, &cluster);
+    assert_eq!(records.len(), 24);
+    assert_eq!(records[0]["ok"], "ok");
+    assert_eq!(records[1]["error"]["kind"], "guest-error");
 }
 
 #[test]

@@ -41,8 +41,17 @@ use crate::task::{LoadOptions, Task};
 
 use wire::{JobSpec, Reader, Writer};
 
-/// Tasks a worker rank may hold per core of its pool.
+/// Tasks a worker rank may hold per core of its pool, at least.
 const CREDIT_PER_WORKER: usize = 64;
+
+/// Tasks a worker rank may hold per core of its pool when tasks are tiny:
+/// enough for [`IN_FLIGHT`] of work each.
+const MAX_CREDIT_PER_WORKER: usize = 1024;
+
+/// About how much work each core of a worker rank holds: more than a round
+/// trip to rank 0 and back, so that no rank runs dry while its results
+/// travel and its next chunk is sent.
+const IN_FLIGHT: Duration = Duration::from_millis(2);
 
 /// Most tasks in one `WORK` message.
 const MAX_CHUNK: usize = 256;
@@ -147,7 +156,10 @@ struct Held {
 /// A worker rank as the coordinator sees it.
 struct Rank {
     rank: i32,
+    /// Tasks the rank may hold whatever their size.
     capacity: usize,
+    /// The rank's pool's workers.
+    workers: usize,
     /// The rank's workers are numbered from here in results.
     first_worker: usize,
     /// By job id.
@@ -174,6 +186,7 @@ impl Cluster {
             ranks.push(Rank {
                 rank: status.source_rank(),
                 capacity,
+                workers: rank_workers,
                 first_worker: workers,
                 held: HashMap::new(),
             });
@@ -199,7 +212,8 @@ impl Cluster {
             next_job: AtomicU64::new(0),
             counters,
             workers,
-            window: window_hint.unwrap_or((credit * 2).max(16)),
+            // Room for the ranks' largest credit, for tiny tasks.
+            window: window_hint.unwrap_or((credit * 2).max(workers * MAX_CREDIT_PER_WORKER)),
             limits,
             _universe: universe,
         })
@@ -341,6 +355,8 @@ struct Coordinator {
     loads: HashMap<u64, LoadWait>,
     counters: Arc<Counters>,
     shutting_down: bool,
+    /// How long tasks take, for the ranks' credit.
+    sizer: RunSizer,
 }
 
 impl Coordinator {
@@ -352,6 +368,7 @@ impl Coordinator {
             loads: HashMap::new(),
             counters,
             shutting_down: false,
+            sizer: RunSizer::default(),
         }
     }
 
@@ -433,7 +450,12 @@ impl Coordinator {
         let ranks = self.ranks.len().max(1);
         for index in 0..self.ranks.len() {
             let rank = &mut self.ranks[index];
-            let credit = rank.capacity.saturating_sub(rank.held.len());
+            // Tiny tasks get more credit: enough to keep each core busy
+            // for IN_FLIGHT while results and chunks are on the wire.
+            let allowed = rank
+                .capacity
+                .max(rank.workers * self.sizer.tasks_in(IN_FLIGHT, MAX_CREDIT_PER_WORKER));
+            let credit = allowed.saturating_sub(rank.held.len());
             if credit == 0 || self.pending.is_empty() {
                 continue;
             }
@@ -520,6 +542,7 @@ impl Coordinator {
                 Err(error) => error.worker().unwrap_or(rank.first_worker),
             };
             self.counters.completed(worker, busy, &result);
+            self.sizer.observe(&result);
             held.slot.finish(result);
         }
         Ok(())
@@ -549,7 +572,6 @@ impl Coordinator {
 
 /// A worker rank: runs what rank 0 sends on a local pool until told to stop.
 fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildError> {
-    let me = world.rank();
     let pool = builder.build()?;
     let root = world.process_at_rank(0);
     let capacity = pool.workers() * CREDIT_PER_WORKER;
@@ -557,97 +579,138 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
     ready.u64(capacity as u64).u64(pool.workers() as u64);
     root.send_with_tag(&ready.0[..], wire::READY);
 
-    let mut tasks: HashMap<u64, Task> = HashMap::new();
-    let completions = Completions::new();
-    // By job id, which is also the completion tag.
-    let mut running: HashMap<usize, TaskHandle> = HashMap::new();
-    let mut stopping = false;
+    let mut server = Server {
+        world,
+        pool: &pool,
+        tasks: HashMap::new(),
+        completions: Completions::new(),
+        running: HashMap::new(),
+        stopping: false,
+        sizer: RunSizer::default(),
+        handles: Vec::new(),
+    };
     let mut finished = VecDeque::new();
-    let mut sizer = RunSizer::default();
-    let mut handles = Vec::new();
     loop {
-        if running.is_empty() && stopping {
+        if server.running.is_empty() && server.stopping {
             break;
         }
-        let incoming = world.process_at_rank(0).immediate_matched_probe();
-        if incoming.is_none() && running.is_empty() {
+        if server.receive() {
+            continue;
+        }
+        if server.running.is_empty() {
             // Idle. MPI's blocking probe spins on a core, which the
             // pools of ranks sharing this machine need: sleep instead.
             std::thread::sleep(POLL);
             continue;
         }
-        if let Some((message, status)) = incoming {
-            let (bytes, _) = (message, status).matched_receive_vec::<u8>();
-            let handled = match status.tag() {
-                wire::LOAD => load(&pool, &bytes, &mut tasks).map(|reply| {
-                    root.send_with_tag(&reply[..], wire::LOADED);
-                }),
-                wire::WORK => {
-                    let mut input = Reader::new(&bytes);
-                    let task = input
-                        .u64()
-                        .and_then(|task| tasks.get(&task).cloned().ok_or(wire::Malformed));
-                    task.and_then(|task| {
-                        let count = input.u32()? as usize;
-                        let mut jobs = Vec::with_capacity(count);
-                        for _ in 0..count {
-                            let spec = wire::read_job(&mut input)?;
-                            let mut job = Input::new(spec.input).seed_key(spec.seed_key);
-                            if let Some(limits) = spec.limits {
-                                job = job.limits(limits);
-                            }
-                            let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
-                            jobs.push((job, tag));
-                        }
-                        // Tiny tasks go to the pool in runs, as a map's do;
-                        // each worker gets a share of the chunk at least.
-                        let length = sizer.length(count.div_ceil(2 * pool.workers()));
-                        let mut jobs = jobs.into_iter().peekable();
-                        while jobs.peek().is_some() {
-                            let run: Vec<_> = jobs
-                                .by_ref()
-                                .take(length)
-                                .map(|(job, tag)| (job, None, (Arc::clone(&completions), tag)))
-                                .collect();
-                            let tags: Vec<usize> =
-                                run.iter().map(|(_, _, (_, tag))| *tag).collect();
-                            pool.submit_run(&task, run, &mut handles);
-                            for (tag, handle) in tags.into_iter().zip(handles.drain(..)) {
-                                running.insert(tag, handle.map_err(|_| wire::Malformed)?);
-                            }
-                        }
-                        Ok(())
-                    })
-                }
-                wire::STOP => {
-                    stopping = true;
-                    Ok(())
-                }
-                _ => Err(wire::Malformed),
-            };
-            if handled.is_err() {
-                eprintln!("wasmpool: rank {me}: {}", malformed(0));
-                world.abort(2);
-            }
-            continue;
-        }
         // Gather what finished (briefly, so that rank 0 is heard again soon).
-        let batch = running.len().min(MAX_CHUNK);
-        completions.gather(batch, Some(Instant::now() + POLL), &mut finished);
+        let batch = server.running.len().min(MAX_CHUNK);
+        (server.completions).gather(batch, Some(Instant::now() + POLL), &mut finished);
         if finished.is_empty() {
             continue;
         }
         let mut out = Writer::default();
         out.u32(finished.len() as u32);
         for tag in finished.drain(..) {
-            let handle = running.remove(&tag).expect("a tag of a running job");
+            let handle = server.running.remove(&tag).expect("a tag of a running job");
             let result = handle.wait();
-            sizer.observe(&result);
+            server.sizer.observe(&result);
             wire::write_result(&mut out, tag as u64, &result);
         }
-        root.send_with_tag(&out.0[..], wire::RESULTS);
+        // Rank 0 may be sending this rank a chunk at this very moment. Past
+        // MPI's eager size (big inputs, big outputs) a send waits for the
+        // matching receive, so two blocking sends would wait on each other
+        // for ever: this rank keeps receiving while its results go out.
+        mpi::request::scope(|scope| {
+            let mut sending = root.immediate_send_with_tag(scope, &out.0[..], wire::RESULTS);
+            loop {
+                match sending.test() {
+                    Ok(_) => break,
+                    Err(request) => sending = request,
+                }
+                if !server.receive() {
+                    std::thread::yield_now();
+                }
+            }
+        });
     }
     Ok(())
+}
+
+/// A worker rank's state between messages.
+struct Server<'r> {
+    world: &'r SimpleCommunicator,
+    pool: &'r Pool,
+    tasks: HashMap<u64, Task>,
+    completions: Arc<Completions>,
+    /// By job id, which is also the completion tag.
+    running: HashMap<usize, TaskHandle>,
+    stopping: bool,
+    sizer: RunSizer,
+    handles: Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+}
+
+impl Server<'_> {
+    /// Takes in one message from rank 0, if one has come; true if it had.
+    fn receive(&mut self) -> bool {
+        let root = self.world.process_at_rank(0);
+        let Some((message, status)) = root.immediate_matched_probe() else {
+            return false;
+        };
+        let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+        let handled = match status.tag() {
+            wire::LOAD => load(self.pool, &bytes, &mut self.tasks).map(|reply| {
+                root.send_with_tag(&reply[..], wire::LOADED);
+            }),
+            wire::WORK => self.work(&bytes),
+            wire::STOP => {
+                self.stopping = true;
+                Ok(())
+            }
+            _ => Err(wire::Malformed),
+        };
+        if handled.is_err() {
+            eprintln!("wasmpool: rank {}: {}", self.world.rank(), malformed(0));
+            self.world.abort(2);
+        }
+        true
+    }
+
+    /// Submits a chunk of jobs to the pool.
+    fn work(&mut self, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let mut input = Reader::new(bytes);
+        let task = input.u64()?;
+        let task = self.tasks.get(&task).cloned().ok_or(wire::Malformed)?;
+        let count = input.u32()? as usize;
+        let mut jobs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let spec = wire::read_job(&mut input)?;
+            let mut job = Input::new(spec.input).seed_key(spec.seed_key);
+            if let Some(limits) = spec.limits {
+                job = job.limits(limits);
+            }
+            let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
+            jobs.push((job, tag));
+        }
+        // Tiny tasks go to the pool in runs, as a map's do; each worker
+        // gets a share of the chunk at least.
+        let length = self.sizer.length(count.div_ceil(2 * self.pool.workers()));
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let run: Vec<_> = jobs
+                .by_ref()
+                .take(length)
+                .map(|(job, tag)| (job, None, (Arc::clone(&self.completions), tag)))
+                .collect();
+            let tags: Vec<usize> = run.iter().map(|(_, _, (_, tag))| *tag).collect();
+            self.pool.submit_run(&task, run, &mut self.handles);
+            for (tag, handle) in tags.into_iter().zip(self.handles.drain(..)) {
+                self.running
+                    .insert(tag, handle.map_err(|_| wire::Malformed)?);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Loads a task rank 0 sent; the reply says whether it loaded here.
