@@ -79,6 +79,14 @@ impl Outbox {
     }
 }
 
+impl Drop for Outbox {
+    /// A run that ends early, on an error, still leaves the lines it had
+    /// gathered in the output: each is a finished task's record.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 impl Inner {
     fn write_out(&mut self) -> io::Result<()> {
         if self.lines.is_empty() {
@@ -128,5 +136,14 @@ mod tests {
         assert!(writes.len() <= 4, "{} writes", writes.len());
         assert_eq!(writes.iter().map(Vec::len).sum::<usize>(), 200 * 1001);
         assert!(writes.iter().all(|block| block.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn lines_gathered_are_written_when_the_outbox_goes() {
+        let writes = Writes::default();
+        let outbox = Outbox::new(Box::new(writes.clone()));
+        outbox.push(b"{}").unwrap();
+        drop(outbox);
+        assert_eq!(*writes.0.lock().unwrap(), [b"{}\n".to_vec()]);
     }
 }
