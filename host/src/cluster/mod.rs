@@ -193,7 +193,6 @@ impl Cluster {
             workers += rank_workers;
         }
         ranks.sort_by_key(|rank| rank.rank);
-        let credit: usize = ranks.iter().map(|rank| rank.capacity).sum();
         let counters = Arc::new(Counters::new(workers));
         let (control, orders) = crossbeam_channel::unbounded();
         let thread = {
@@ -212,8 +211,9 @@ impl Cluster {
             next_job: AtomicU64::new(0),
             counters,
             workers,
-            // Room for the ranks' largest credit, for tiny tasks.
-            window: window_hint.unwrap_or((credit * 2).max(workers * MAX_CREDIT_PER_WORKER)),
+            // Room for the ranks' largest credit (for tiny tasks), which is
+            // 16 times their least.
+            window: window_hint.unwrap_or(workers * MAX_CREDIT_PER_WORKER),
             limits,
             _universe: universe,
         })
@@ -605,7 +605,9 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         }
         // Gather what finished (briefly, so that rank 0 is heard again soon).
         let batch = server.running.len().min(MAX_CHUNK);
-        (server.completions).gather(batch, Some(Instant::now() + POLL), &mut finished);
+        server
+            .completions
+            .gather(batch, Some(Instant::now() + POLL), &mut finished);
         if finished.is_empty() {
             continue;
         }
@@ -682,6 +684,7 @@ impl Server<'_> {
         let task = input.u64()?;
         let task = self.tasks.get(&task).cloned().ok_or(wire::Malformed)?;
         let count = input.u32()? as usize;
+        let mut tags = Vec::with_capacity(count);
         let mut jobs = Vec::with_capacity(count);
         for _ in 0..count {
             let spec = wire::read_job(&mut input)?;
@@ -690,24 +693,23 @@ impl Server<'_> {
                 job = job.limits(limits);
             }
             let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
-            jobs.push((job, tag));
+            tags.push(tag);
+            jobs.push((job, None, (Arc::clone(&self.completions), tag)));
         }
         // Tiny tasks go to the pool in runs, as a map's do; each worker
-        // gets a share of the chunk at least.
+        // gets a share of the chunk at least. One handle per job, in order.
         let length = self.sizer.length(count.div_ceil(2 * self.pool.workers()));
-        let mut jobs = jobs.into_iter().peekable();
-        while jobs.peek().is_some() {
-            let run: Vec<_> = jobs
-                .by_ref()
-                .take(length)
-                .map(|(job, tag)| (job, None, (Arc::clone(&self.completions), tag)))
-                .collect();
-            let tags: Vec<usize> = run.iter().map(|(_, _, (_, tag))| *tag).collect();
-            self.pool.submit_run(&task, run, &mut self.handles);
-            for (tag, handle) in tags.into_iter().zip(self.handles.drain(..)) {
-                self.running
-                    .insert(tag, handle.map_err(|_| wire::Malformed)?);
+        let mut jobs = jobs.into_iter();
+        loop {
+            let run: Vec<_> = jobs.by_ref().take(length).collect();
+            if run.is_empty() {
+                break;
             }
+            self.pool.submit_run(&task, run, &mut self.handles);
+        }
+        for (tag, handle) in tags.into_iter().zip(self.handles.drain(..)) {
+            self.running
+                .insert(tag, handle.map_err(|_| wire::Malformed)?);
         }
         Ok(())
     }
