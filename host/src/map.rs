@@ -347,15 +347,7 @@ mod tests {
         ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
             let slot = Slot::new(0, listener);
             assert!(slot.start());
-            slot.finish(Ok(TaskOutput {
-                value: Vec::new(),
-                stdout: Default::default(),
-                stderr: Default::default(),
-                duration: self.took,
-                worker: 0,
-                attempts: 1,
-                metrics: Default::default(),
-            }));
+            slot.finish(finished_in(self.took));
             Ok(TaskHandle::new(slot))
         }
 
@@ -370,6 +362,19 @@ mod tests {
                 handles.push(self.submit_with(task, input, position, Some(listener)));
             }
         }
+    }
+
+    /// A task that succeeded after `took`.
+    fn finished_in(took: Duration) -> TaskResult {
+        Ok(TaskOutput {
+            value: Vec::new(),
+            stdout: Default::default(),
+            stderr: Default::default(),
+            duration: took,
+            worker: 0,
+            attempts: 1,
+            metrics: Default::default(),
+        })
     }
 
     fn runs_of(took: Duration) -> Vec<usize> {
@@ -402,17 +407,7 @@ mod tests {
     fn a_run_is_about_a_hundred_microseconds_of_work() {
         let mut sizer = RunSizer::default();
         assert_eq!(sizer.length(32), 1);
-        let output = |micros| {
-            Ok(TaskOutput {
-                value: Vec::new(),
-                stdout: Default::default(),
-                stderr: Default::default(),
-                duration: Duration::from_micros(micros),
-                worker: 0,
-                attempts: 1,
-                metrics: Default::default(),
-            })
-        };
+        let output = |micros| finished_in(Duration::from_micros(micros));
         sizer.observe(&output(10));
         assert_eq!(sizer.length(32), 10);
         assert_eq!(sizer.length(4), 4);

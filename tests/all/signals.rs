@@ -50,17 +50,22 @@ fn wait_for_records(path: &Path, count: usize) {
     }
 }
 
+/// Sends `signal` (`-INT`, `-TERM`) to `child` with the real `kill`.
+fn send(signal: &str, child: &Child) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn interrupt_then_resume(signal: &str) {
     let output: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("signals-{}-{signal}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&output);
     let child = start(&output, false);
     wait_for_records(&output, 3);
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send(signal, &child);
     let interrupted = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&interrupted.stderr);
     assert_eq!(interrupted.status.code(), Some(130), "{stderr}");
@@ -122,18 +127,13 @@ fn without_interruption_a_second_sigint_quits_while_a_task_spins() {
         .unwrap();
     // "ok" is recorded; "loop" spins in wasm, where nothing can stop it.
     wait_for_records(&output, 1);
-    let pid = child.id().to_string();
-    let interrupt = || {
-        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(status.success());
-    };
-    interrupt();
+    send("-INT", &child);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("cannot be stopped") {
         assert!(stderr.read_line(&mut said).unwrap() > 0, "{said}");
     }
-    interrupt();
+    send("-INT", &child);
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
