@@ -118,6 +118,27 @@ fn input_file_and_output_file() {
     assert_eq!(records[3]["line"], 5);
 }
 
+/// An input goes to the task, and into its record, as its line spells it:
+/// a number too big for a double is not rounded on the way.
+#[test]
+fn inputs_keep_their_json_text() {
+    let dir = tempdir("cli");
+    let input = dir.join("inputs.jsonl");
+    std::fs::write(&input, "  10  \n123456789012345678901234567890\n").unwrap();
+    let output = run(&guest("fib"), &["--input-file", input.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(r#"{"index":0,"line":1,"input":10,"ok":55,"#));
+    assert!(
+        lines[1].contains(r#""input":123456789012345678901234567890,"#),
+        "{}",
+        lines[1]
+    );
+    let records = records(text.as_bytes());
+    assert_eq!(records[1]["error"]["kind"], "guest-error");
+}
+
 #[test]
 fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
     let fib = guest("fib");

@@ -7,14 +7,19 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One input, numbered in order; an input that is not JSON keeps its text
 /// and the reason, so that it gets a record of its own.
+///
+/// A valid input is kept as its JSON text, checked but not parsed into a
+/// tree: the task gets it as written (numbers beyond `f64` and all) and the
+/// record echoes it without a second encoding.
 pub(crate) struct Input {
     pub(crate) index: usize,
     /// The 1-based line it came from, for inputs read from a file.
     pub(crate) line: Option<usize>,
-    pub(crate) value: Result<Value, Invalid>,
+    pub(crate) value: Result<Box<RawValue>, Invalid>,
 }
 
 /// An input line that could not be used.
@@ -33,7 +38,7 @@ pub(crate) fn from_json_array(text: &str) -> anyhow::Result<Box<dyn Iterator<Ite
         |(index, value)| Input {
             index,
             line: None,
-            value: Ok(value),
+            value: Ok(raw(&value)),
         },
     )))
 }
@@ -54,7 +59,7 @@ pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = 
     let inputs = open(path)?.lines().enumerate().map(|(number, line)| Input {
         index: number,
         line: Some(number + 1),
-        value: line.map(Value::String).map_err(|error| Invalid {
+        value: line.map(|text| raw(&text)).map_err(|error| Invalid {
             text: String::new(),
             reason: format!("line {} cannot be read: {error}", number + 1),
         }),
@@ -90,4 +95,9 @@ pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = 
             Some(input)
         });
     Ok(Box::new(inputs))
+}
+
+/// The JSON text of a value.
+pub(crate) fn raw(value: &(impl serde::Serialize + ?Sized)) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("a JSON value or string serialises")
 }

@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use wasmpool::{Captured, TaskResult};
+
+use super::inputs::raw;
 
 /// One line of `wasmpool run`'s output.
 #[derive(Serialize)]
@@ -12,9 +15,9 @@ pub(crate) struct Record {
     pub(crate) index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) line: Option<usize>,
-    pub(crate) input: Value,
+    pub(crate) input: Box<RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ok: Option<Value>,
+    pub(crate) ok: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<ErrorRecord>,
     pub(crate) stdout: String,
@@ -57,7 +60,7 @@ impl Record {
     pub(crate) fn of_result(
         index: usize,
         line: Option<usize>,
-        input: Value,
+        input: Box<RawValue>,
         result: &TaskResult,
         run_started: Instant,
         text_output: bool,
@@ -65,7 +68,7 @@ impl Record {
         let (ok, error, stdout, stderr, duration, worker, attempts, metrics) = match result {
             Ok(output) => (
                 Some(if text_output {
-                    Value::String(String::from_utf8_lossy(output.value()).into_owned())
+                    raw(&String::from_utf8_lossy(output.value()))
                 } else {
                     output_value(output.value())
                 }),
@@ -129,7 +132,7 @@ impl Record {
         Record {
             index,
             line,
-            input: Value::String(text),
+            input: raw(&text),
             ok: None,
             error: Some(ErrorRecord {
                 kind: "invalid-input".to_string(),
@@ -153,16 +156,94 @@ impl Record {
         }
     }
 
+    /// Appends the record's JSON, as `serde_json::to_vec` writes it, to
+    /// `out`. One record per task makes this a run's busiest code: written
+    /// field by field, it skips serde's escaping of names known to need
+    /// none.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        let mut fields = Fields { out, first: true };
+        fields.value("index", &self.index);
+        if let Some(line) = self.line {
+            fields.value("line", &line);
+        }
+        fields.raw("input", &self.input);
+        if let Some(ok) = &self.ok {
+            fields.raw("ok", ok);
+        }
+        if let Some(error) = &self.error {
+            fields.value("error", error);
+        }
+        fields.value("stdout", &self.stdout);
+        fields.value("stderr", &self.stderr);
+        if self.stdout_truncated {
+            fields.value("stdout_truncated", &true);
+        }
+        if self.stderr_truncated {
+            fields.value("stderr_truncated", &true);
+        }
+        fields.value("duration_ms", &self.duration_ms);
+        fields.value("worker", &self.worker);
+        fields.value("attempts", &self.attempts);
+        if let Some(start) = self.start_ms {
+            fields.value("start_ms", &start);
+        }
+        if let Some(end) = self.end_ms {
+            fields.value("end_ms", &end);
+        }
+        fields.value("instantiate_ms", &self.instantiate_ms);
+        fields.value("run_ms", &self.run_ms);
+        fields.value("peak_memory", &self.peak_memory);
+        if let Some(fuel) = self.fuel_consumed {
+            fields.value("fuel_consumed", &fuel);
+        }
+        fields.out.push(b'}');
+    }
+
     pub(crate) fn error_kind(&self) -> Option<&str> {
         self.error.as_ref().map(|error| error.kind.as_str())
     }
 }
 
-/// SDK tasks return JSON; a task that returns other bytes gets them as a
-/// string.
-fn output_value(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+/// A JSON object being written, one field at a time.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Fields<'_> {
+    /// `name` is one of the record's own, which JSON needs no escapes for.
+    fn name(&mut self, name: &str) {
+        self.out.push(if self.first { b'{' } else { b',' });
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn value(&mut self, name: &str, value: &impl Serialize) {
+        self.name(name);
+        serde_json::to_writer(&mut *self.out, value).expect("a record's field serialises");
+    }
+
+    fn raw(&mut self, name: &str, value: &RawValue) {
+        self.name(name);
+        self.out.extend_from_slice(value.get().as_bytes());
+    }
+}
+
+/// SDK tasks return JSON, copied into the record as it is when it fits on
+/// the record's line; JSON spread over lines is re-encoded on one, and a
+/// task that returns other bytes gets them as a string.
+fn output_value(bytes: &[u8]) -> Box<RawValue> {
+    if let Ok(value) = serde_json::from_slice::<&RawValue>(bytes)
+        && !value.get().contains(['\n', '\r'])
+    {
+        return value.to_owned();
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => raw(&value),
+        Err(_) => raw(&String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// Milliseconds, to the microsecond.
@@ -172,4 +253,59 @@ fn millis(duration: Duration) -> f64 {
 
 fn text(captured: &Captured) -> String {
     captured.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Every field the hand-written line may carry, against serde's.
+    #[test]
+    fn written_lines_match_serde() {
+        let mut trapped = Record::invalid_input(0, None, "[1, 2]".to_string(), String::new());
+        trapped.error = Some(ErrorRecord {
+            kind: "trap".to_string(),
+            message: "unreachable \"code\"\n".to_string(),
+            exit_code: Some(3),
+            backtrace: Some("0: f\n1: g".to_string()),
+        });
+        let records = [
+            Record::invalid_input(4, Some(5), "{oops".to_string(), "not JSON".to_string()),
+            trapped,
+        ];
+        let mut full = Record::invalid_input(1, None, "x".to_string(), String::new());
+        full.error = None;
+        full.ok = Some(output_value(b"{\"a\": [1, 2.5e3, \"\\u00e9\"]}"));
+        full.stdout = "tab\there \u{1f600}".to_string();
+        full.stdout_truncated = true;
+        full.stderr_truncated = true;
+        full.duration_ms = millis(Duration::from_nanos(1_234_567));
+        full.worker = Some(7);
+        full.start_ms = Some(0.5);
+        full.end_ms = Some(f64::NAN);
+        full.fuel_consumed = Some(u64::MAX);
+        for record in records.iter().chain([&full]) {
+            let mut line = Vec::new();
+            record.write_json(&mut line);
+            let expected = serde_json::to_vec(record).unwrap();
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn outputs_keep_their_text_on_one_line() {
+        assert_eq!(
+            output_value(b"{\"big\": 123456789012345678901234567890}").get(),
+            "{\"big\": 123456789012345678901234567890}"
+        );
+        assert_eq!(output_value(b"[1,\n 2]").get(), "[1,2]");
+        assert_eq!(output_value(b"7\n").get(), "7");
+        assert_eq!(output_value(b"not json").get(), "\"not json\"");
+        assert_eq!(output_value(b"\xff").get(), "\"\u{fffd}\"");
+    }
 }

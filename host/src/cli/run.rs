@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::RecvTimeoutError;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, TaskResult};
@@ -32,7 +32,7 @@ struct Ledger {
     /// The run's start, which records' times count from.
     started: Instant,
     /// By the position among the inputs given to the pool.
-    queued: HashMap<usize, (usize, Option<usize>, Value)>,
+    queued: HashMap<usize, (usize, Option<usize>, Box<RawValue>)>,
     /// Inputs that never reach the pool, in input order.
     invalid: VecDeque<Record>,
     next_queued: usize,
@@ -376,9 +376,14 @@ impl Ledger {
         }
         match input.value {
             Ok(value) => {
-                let bytes = match &value {
-                    Value::String(text) if self.text_io => text.clone().into_bytes(),
-                    _ => serde_json::to_vec(&value).expect("a JSON value serialises"),
+                // A text program gets a string input's characters.
+                let text = value.get();
+                let string = (self.text_io && text.starts_with('"'))
+                    .then(|| serde_json::from_str::<String>(text).ok())
+                    .flatten();
+                let bytes = match string {
+                    Some(string) => string.into_bytes(),
+                    None => text.as_bytes().to_vec(),
                 };
                 self.queued
                     .insert(self.next_queued, (input.index, input.line, value));
@@ -414,6 +419,8 @@ struct RecordWriter<'w> {
     failed_by_kind: BTreeMap<String, usize>,
     /// Records not written: tasks stopped by an interruption.
     dropped: usize,
+    /// The line being written, its buffer kept from record to record.
+    line: Vec<u8>,
 }
 
 impl<'w> RecordWriter<'w> {
@@ -424,6 +431,7 @@ impl<'w> RecordWriter<'w> {
             ok: 0,
             failed_by_kind: BTreeMap::new(),
             dropped: 0,
+            line: Vec::new(),
         }
     }
 
@@ -445,10 +453,13 @@ impl<'w> RecordWriter<'w> {
             let value = serde_json::to_value(record).expect("a record serialises");
             rows.extend(report::Row::of_record(&value));
         }
-        let line = serde_json::to_vec(record).expect("a record serialises");
+        self.line.clear();
+        record.write_json(&mut self.line);
         // Whole lines, in blocks: a reader of the file never sees half a
         // line, and sees each record within FLUSH_EVERY of its task's end.
-        self.outbox.push(&line).context("cannot write the records")
+        self.outbox
+            .push(&self.line)
+            .context("cannot write the records")
     }
 
     /// Writes the records of invalid inputs numbered below `before`.
