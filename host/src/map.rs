@@ -1,7 +1,7 @@
 //! `map` and `map_unordered`: run a task over an iterator of inputs with a
 //! bounded number in flight, reading inputs only as results are consumed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,8 +230,12 @@ impl<I> Drop for Window<'_, I> {
 /// The results of [`Pool::map`], in input order.
 pub struct Map<'p, I> {
     window: Window<'p, I>,
+    /// The index of the next result to yield.
     head: usize,
-    ready: BTreeMap<usize, TaskResult>,
+    /// Results finished ahead of their turn, by index from `head`; never
+    /// longer than the window, since no input at or past `head + limit` is
+    /// read before `head`'s result is yielded.
+    ready: VecDeque<Option<TaskResult>>,
 }
 
 impl<'p, I> Map<'p, I>
@@ -243,7 +247,7 @@ where
         Map {
             window: Window::new(pool, task, inputs, limit),
             head: 0,
-            ready: BTreeMap::new(),
+            ready: VecDeque::new(),
         }
     }
 
@@ -267,15 +271,19 @@ where
 
     fn next(&mut self) -> Option<TaskResult> {
         loop {
-            if let Some(result) = self.ready.remove(&self.head) {
+            if let Some(Some(_)) = self.ready.front() {
                 self.head += 1;
-                return Some(result);
+                return self.ready.pop_front().flatten();
             }
             // Reading only up to head + limit bounds the results held back
             // behind a slow task, not only the tasks in flight.
             let bound = self.head.saturating_add(self.window.limit);
             let (index, result) = self.window.next_completion(bound)?;
-            self.ready.insert(index, result);
+            let offset = index - self.head;
+            if self.ready.len() <= offset {
+                self.ready.resize_with(offset + 1, || None);
+            }
+            self.ready[offset] = Some(result);
         }
     }
 }
