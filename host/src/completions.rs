@@ -43,7 +43,7 @@ impl Completions {
 
     /// Moves finished tags into `into`: waits until at least one is ready
     /// (or `deadline` passes: then returns false), and then up to
-    /// [`LINGER`] more until `batch` are. `batch` must not exceed the number
+    /// [`LINGER`] more (never past `deadline`) until `batch` are. `batch` must not exceed the number
     /// of tasks still to announce, or the wait would only end by lingering.
     pub(crate) fn gather(
         &self,
@@ -59,7 +59,7 @@ impl Completions {
             let now = Instant::now();
             let until = match (ready.is_empty(), lingering_until) {
                 (false, None) => {
-                    let until = now + LINGER;
+                    let until = deadline.map_or(now + LINGER, |d| d.min(now + LINGER));
                     lingering_until = Some(until);
                     Some(until)
                 }

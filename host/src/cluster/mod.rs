@@ -23,10 +23,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use mpi::Tag;
 use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::topology::{Communicator, Process, SimpleCommunicator};
 
 use crate::completions::{Completions, Listener};
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError, TaskError};
@@ -408,12 +409,11 @@ impl Coordinator {
                 message,
                 reply,
             } => {
-                for rank in &self.ranks {
-                    self.world
-                        .process_at_rank(rank.rank)
-                        .send_with_tag(&message[..], wire::LOAD);
-                }
                 self.loads.insert(task, (reply, self.ranks.len(), None));
+                let ranks: Vec<i32> = self.ranks.iter().map(|rank| rank.rank).collect();
+                for rank in ranks {
+                    self.send(rank, &message, wire::LOAD);
+                }
             }
             Control::Job(job) => self.pending.push_back(job),
             Control::Held(reply) => {
@@ -493,13 +493,20 @@ impl Coordinator {
             if count > 0 {
                 // The count, written as 0 after the task id, now known.
                 out.0[8..12].copy_from_slice(&count.to_le_bytes());
-                self.world
-                    .process_at_rank(rank.rank)
-                    .send_with_tag(&out.0[..], wire::WORK);
+                let destination = rank.rank;
+                self.send(destination, &out.0, wire::WORK);
                 sent = true;
             }
         }
         sent
+    }
+
+    /// Sends `bytes` to `rank`, taking in what every rank sends meanwhile:
+    /// a rank busy with its tasks holds up neither the others' results nor
+    /// its own.
+    fn send(&mut self, rank: i32, bytes: &[u8], tag: Tag) {
+        let world = SimpleCommunicator::world();
+        send_while(&world.process_at_rank(rank), bytes, tag, || self.receive());
     }
 
     /// Takes in what the ranks sent; true if anything came.
@@ -619,24 +626,31 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
             server.sizer.observe(&result);
             wire::write_result(&mut out, tag as u64, &result);
         }
-        // Rank 0 may be sending this rank a chunk at this very moment. Past
-        // MPI's eager size (big inputs, big outputs) a send waits for the
-        // matching receive, so two blocking sends would wait on each other
-        // for ever: this rank keeps receiving while its results go out.
-        mpi::request::scope(|scope| {
-            let mut sending = root.immediate_send_with_tag(scope, &out.0[..], wire::RESULTS);
-            loop {
-                match sending.test() {
-                    Ok(_) => break,
-                    Err(request) => sending = request,
-                }
-                if !server.receive() {
-                    std::thread::yield_now();
-                }
-            }
-        });
+        send_while(&root, &out.0, wire::RESULTS, || server.receive());
     }
     Ok(())
+}
+
+/// Sends `bytes` to `process` without waiting on it idle: `meanwhile` runs
+/// until the send completes, and says whether it found something to do.
+///
+/// Past MPI's eager size (big inputs, big outputs, long chunks) a send
+/// waits for the matching receive. Rank 0 and a worker rank sending to
+/// each other with blocking sends would wait on each other for ever; and a
+/// blocking send to a busy rank would hold up every other.
+fn send_while(process: &Process<'_>, bytes: &[u8], tag: Tag, mut meanwhile: impl FnMut() -> bool) {
+    mpi::request::scope(|scope| {
+        let mut sending = process.immediate_send_with_tag(scope, bytes, tag);
+        loop {
+            match sending.test() {
+                Ok(_) => break,
+                Err(request) => sending = request,
+            }
+            if !meanwhile() {
+                std::thread::yield_now();
+            }
+        }
+    });
 }
 
 /// A worker rank's state between messages.
