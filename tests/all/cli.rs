@@ -1,6 +1,8 @@
 //! The real `wasmpool` binary: records, order, exit codes and errors.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -137,6 +139,35 @@ fn inputs_keep_their_json_text() {
     );
     let records = records(text.as_bytes());
     assert_eq!(records[1]["error"]["kind"], "guest-error");
+}
+
+/// `wasmpool run ... | head -1`: once the reader has gone, the run ends
+/// quietly with 0, as Unix filters do, not with a write error.
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    let dir = tempdir("cli");
+    let input = dir.join("inputs.jsonl");
+    // Far more records than a pipe holds: the run must write after the
+    // reader has gone.
+    let lines: String = (0..20_000).map(|n| format!("{}\n", n % 20)).collect();
+    std::fs::write(&input, lines).unwrap();
+    let mut child = wasmpool()
+        .args(["run", "-q", "--input-file"])
+        .arg(&input)
+        .arg(guest("fib"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with(r#"{"index":0,"#), "{first}");
+    // The reader (and the pipe) is gone now.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
 
 #[test]

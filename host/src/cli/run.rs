@@ -198,7 +198,12 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         signals_handle.close();
         drop(run_over);
         written.map(|()| writer)
-    })?;
+    });
+    let written = match written {
+        // `wasmpool run ... | head`: the reader has all it wanted.
+        Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
+        written => written?,
+    };
     live.borrow().finish();
     let mut summary = written.summary(started, pool.workers());
     let cancelled_by_interrupt = written.dropped;
@@ -206,7 +211,10 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         report::write(rows, &args.task.display().to_string(), path)?;
     }
     drop(written);
-    outbox.flush().context("cannot write the records")?;
+    match outbox.flush() {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
+        flushed => flushed.context("cannot write the records")?,
+    }
     let ledger = ledger.into_inner();
     summary.resumed_skipped = ledger.skipped;
     summary.interrupted = interrupted.load(Ordering::SeqCst);
@@ -238,6 +246,16 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         EXIT_TASK_FAILED
     } else {
         EXIT_OK
+    })
+}
+
+/// Whether the records' reader went away (a closed pipe): the run then
+/// stops quietly, as Unix filters do, rather than fail.
+fn reader_gone(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 
