@@ -124,7 +124,7 @@ fn input_file_and_output_file() {
 /// a number too big for a double is not rounded on the way.
 #[test]
 fn inputs_keep_their_json_text() {
-    let dir = tempdir("cli");
+    let dir = tempdir("cli-json-text");
     let input = dir.join("inputs.jsonl");
     std::fs::write(&input, "  10  \n123456789012345678901234567890\n").unwrap();
     let output = run(&guest("fib"), &["--input-file", input.to_str().unwrap()]);
@@ -145,7 +145,7 @@ fn inputs_keep_their_json_text() {
 /// quietly with 0, as Unix filters do, not with a write error.
 #[test]
 fn a_reader_that_goes_away_ends_the_run_quietly() {
-    let dir = tempdir("cli");
+    let dir = tempdir("cli-closed-pipe");
     let input = dir.join("inputs.jsonl");
     // Far more records than a pipe holds: the run must write after the
     // reader has gone.
