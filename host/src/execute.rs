@@ -3,15 +3,18 @@
 //!
 //! By default every task gets a fresh store and instance. With instance
 //! reuse a worker keeps the store and instance of a task that ended well for
-//! the next run of the same component, up to a number of runs.
+//! the next run of the same component, up to a number of runs; a run of
+//! tasks then goes to a component's `run-batch` in one call, where it has
+//! one, each task still timed, limited and classified on its own.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Val;
+use wasmtime::component::{TypedFunc as ComponentFunc, Val};
 use wasmtime::{ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -26,6 +29,7 @@ use crate::sandbox::{Command, CommandEntry, Program, Settings, TICK, bindings};
 use crate::seed::{self, TaskRngs};
 use crate::task::{TaskOutput, TaskResult};
 use crate::values;
+use crate::workers::Item;
 
 /// Why a running task was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,20 +71,21 @@ impl Watch {
             None
         }
     }
+}
 
-    /// Resolves when the task must stop; it covers a guest blocked in a
-    /// host call, where no epoch check runs.
-    async fn stopped(&self) -> Interruption {
-        loop {
-            if let Some(why) = self.check() {
-                return why;
-            }
-            let mut pause = TICK * 2;
-            if let Some(deadline) = self.deadline {
-                pause = pause.min(deadline.saturating_duration_since(Instant::now()));
-            }
-            tokio::time::sleep(pause).await;
+/// Resolves when the task `watch` gives (the running one) must stop; it
+/// covers a guest blocked in a host call, where no epoch check runs.
+async fn stopped(watch: impl Fn() -> Watch) -> Interruption {
+    loop {
+        let watch = watch();
+        if let Some(why) = watch.check() {
+            return why;
         }
+        let mut pause = TICK * 2;
+        if let Some(deadline) = watch.deadline {
+            pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -138,6 +143,37 @@ pub(crate) struct TaskState {
     panic: Option<String>,
     memory: MemoryGuard,
     watch: Watch,
+    /// The random streams given to WASI, reseeded per task.
+    rngs: Option<TaskRngs>,
+    /// The inputs of the `run-batch` call under way.
+    batch: Option<Batch>,
+}
+
+/// The inputs of one `run-batch` call and what became of them.
+struct Batch {
+    /// Not yet handed to the guest.
+    waiting: VecDeque<Waiting>,
+    /// The input the guest is on: when its run started, and how long the
+    /// instance took to make (the first input's share).
+    running: Option<Metrics>,
+    results: Vec<TaskResult>,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
+    settings: Arc<Settings>,
+    timeout: Option<Duration>,
+    worker: usize,
+    /// How long making the instance took, for the first input.
+    instantiate: Duration,
+    /// When the call started, for the first input.
+    started: Option<Instant>,
+    /// The running input's watch, for the call's watcher.
+    current: Arc<Mutex<Watch>>,
+}
+
+struct Waiting {
+    input: Vec<u8>,
+    seed_key: u64,
+    slot: Arc<Slot>,
 }
 
 impl WasiView for TaskState {
@@ -157,6 +193,111 @@ impl bindings::wasmpool::task::host::Host for TaskState {
 
     fn report_panic(&mut self, message: String) {
         self.panic = Some(message);
+    }
+
+    fn next_input(&mut self) -> Option<Vec<u8>> {
+        let batch = self.batch.as_mut()?;
+        if let Some(metrics) = batch.running.take() {
+            let error = TaskError::new(
+                ErrorKind::GuestError,
+                "run-batch took another input before finishing this one",
+            );
+            let result = ended(Err(error), batch, metrics, self.memory.peak);
+            batch.results.push(result);
+        }
+        let next = loop {
+            let next = batch.waiting.pop_front()?;
+            if !next.slot.is_cancel_requested() && !batch.settings.abort.load(Ordering::Relaxed) {
+                break next;
+            }
+            let cancelled = ran(TaskError::cancelled(), Metrics::default(), batch.worker);
+            batch.results.push(Err(cancelled));
+        };
+        // The first input's run counts from the call's start, and the
+        // instance's making, if it was made for the call, is its.
+        let started = batch.started.take().unwrap_or_else(Instant::now);
+        let watch = Watch {
+            slot: next.slot,
+            settings: Arc::clone(&batch.settings),
+            worker: batch.worker,
+            deadline: batch
+                .timeout
+                .and_then(|timeout| started.checked_add(timeout)),
+        };
+        *lock(&batch.current) = watch.clone();
+        self.watch = watch;
+        self.panic = None;
+        self.memory.refused = false;
+        if let (Some(rngs), Some(seed)) = (&self.rngs, batch.settings.seed) {
+            rngs.reseed(seed::derive(seed, next.seed_key));
+        }
+        batch.settings.progress.clear(batch.worker);
+        batch.running = Some(Metrics {
+            started: Some(started),
+            instantiate: std::mem::take(&mut batch.instantiate),
+            ..Metrics::default()
+        });
+        Some(next.input)
+    }
+
+    fn finish_input(&mut self, outcome: Result<Vec<u8>, String>) {
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        let Some(metrics) = batch.running.take() else {
+            return;
+        };
+        let outcome = outcome.map_err(|message| TaskError::new(ErrorKind::GuestError, message));
+        let result = ended(outcome, batch, metrics, self.memory.peak);
+        batch.results.push(result);
+    }
+}
+
+/// The result of a batch's input that ended with `outcome`.
+fn ended(
+    outcome: Result<Vec<u8>, TaskError>,
+    batch: &Batch,
+    mut metrics: Metrics,
+    peak_memory: usize,
+) -> TaskResult {
+    metrics.peak_memory = peak_memory;
+    let duration = metrics
+        .started
+        .map_or(Duration::ZERO, |started| started.elapsed());
+    metrics.run = duration.saturating_sub(metrics.instantiate);
+    finished(
+        outcome,
+        batch.stdout.take(),
+        batch.stderr.take(),
+        metrics,
+        batch.worker,
+    )
+}
+
+/// A run's result from its outcome, its output and its metrics.
+fn finished(
+    outcome: Result<Vec<u8>, TaskError>,
+    stdout: crate::Captured,
+    stderr: crate::Captured,
+    metrics: Metrics,
+    worker: usize,
+) -> TaskResult {
+    match outcome {
+        Ok(value) => Ok(TaskOutput {
+            value,
+            stdout,
+            stderr,
+            duration: metrics.run + metrics.instantiate,
+            worker,
+            attempts: 1,
+            metrics,
+        }),
+        Err(mut error) => {
+            let details = error.details_mut();
+            details.stdout = stdout;
+            details.stderr = stderr;
+            Err(ran(error, metrics, worker))
+        }
     }
 }
 
@@ -178,13 +319,14 @@ struct Instance {
     entry: Entry,
     stdout: CapturePipe,
     stderr: CapturePipe,
-    rngs: Option<TaskRngs>,
     runs: u32,
 }
 
 /// What a run calls in an instance.
 enum Entry {
-    Task(bindings::Task),
+    /// A task's `run`, and its `run-batch` when it has one and the instance
+    /// may be reused.
+    Task(bindings::Task, Option<ComponentFunc<(), ()>>),
     /// A function to invoke and how many values it returns.
     Func(wasmtime::component::Func, usize),
     Start(TypedFunc<(), ()>),
@@ -236,18 +378,31 @@ pub(crate) struct Attempt<'a> {
 
 /// Runs one task on `input`.
 pub(crate) fn run(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
+    drive(run_async(attempt, input, slot))
+}
+
+/// Runs tasks from the start of `items` in one `run-batch` call on this
+/// worker's kept instance (or a new one): one result per task it ran, in
+/// order; none if the program has no `run-batch` or no instance could be
+/// made, and then the caller runs the first alone (which reports why).
+pub(crate) fn run_batch(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResult> {
+    drive(run_batch_async(attempt, items))
+}
+
+/// Runs a future on this worker's runtime. Most runs finish in their first
+/// poll: a task that never waits on the host. Polling once inside the
+/// runtime's context skips what `block_on` costs per call; a run that must
+/// wait goes on under it.
+fn drive<F: Future>(future: F) -> F::Output {
     WORKER_RUNTIME.with(|runtime| {
-        // Most runs finish in their first poll: a task that never waits on
-        // the host. Polling once inside the runtime's context skips what
-        // `block_on` costs per call; a run that must wait goes on under it.
         let _context = runtime.enter();
-        let mut run = std::pin::pin!(run_async(attempt, input, slot));
-        match run
+        let mut future = std::pin::pin!(future);
+        match future
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
         {
-            std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => runtime.block_on(run),
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => runtime.block_on(future),
         }
     })
 }
@@ -346,23 +501,103 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
     if healthy && instance.runs < settings.reuse {
         KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
     }
-    match result {
-        Ok(value) => Ok(TaskOutput {
-            value,
-            stdout,
-            stderr,
-            duration,
-            worker: placement.worker,
-            attempts: 1,
-            metrics,
-        }),
-        Err(mut error) => {
-            let details = error.details_mut();
-            details.stdout = stdout;
-            details.stderr = stderr;
-            Err(ran(error, metrics, placement.worker))
-        }
+    finished(result, stdout, stderr, metrics, placement.worker)
+}
+
+async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResult> {
+    let Attempt {
+        program,
+        settings,
+        limits,
+        placement,
+    } = *attempt;
+    let Some(first) = items.first() else {
+        return Vec::new();
+    };
+    let started = Instant::now();
+    let watch = Watch {
+        slot: Arc::clone(&first.slot),
+        settings: Arc::clone(settings),
+        worker: placement.worker,
+        deadline: limits
+            .timeout
+            .and_then(|timeout| started.checked_add(timeout)),
+    };
+    let kept = KEPT
+        .with(|kept| kept.borrow_mut().take())
+        .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse);
+    let (mut instance, instantiate) = match kept {
+        Some(instance) => (instance, Duration::ZERO),
+        None => match instantiate(program, &[], settings, limits, &watch).await {
+            Ok(instance) => (instance, started.elapsed()),
+            Err(_) => return Vec::new(),
+        },
+    };
+    let Entry::Task(_, Some(run_batch)) = &instance.entry else {
+        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+        return Vec::new();
+    };
+    let run_batch = *run_batch;
+    // No more inputs than the instance has runs left.
+    let room = (settings.reuse - instance.runs) as usize;
+    let current = Arc::new(Mutex::new(watch.clone()));
+    let state = instance.store.data_mut();
+    state.watch = watch;
+    state.memory.max = limits.max_memory;
+    state.batch = Some(Batch {
+        waiting: items
+            .iter()
+            .take(room)
+            .map(|item| Waiting {
+                input: item.input.clone(),
+                seed_key: item.seed_key,
+                slot: Arc::clone(&item.slot),
+            })
+            .collect(),
+        running: None,
+        results: Vec::with_capacity(items.len().min(room)),
+        stdout: instance.stdout.clone(),
+        stderr: instance.stderr.clone(),
+        settings: Arc::clone(settings),
+        timeout: limits.timeout,
+        worker: placement.worker,
+        instantiate,
+        started: Some(started),
+        current: Arc::clone(&current),
+    });
+    if settings.interruptible {
+        instance.store.set_epoch_deadline(1);
     }
+    let outcome = tokio::select! {
+        biased;
+        outcome = run_batch.call_async(&mut instance.store, ()) => outcome,
+        why = stopped(|| lock(&current).clone()) => Err(why.into()),
+    };
+    settings.progress.clear(placement.worker);
+    let state = instance.store.data_mut();
+    let mut batch = state.batch.take().expect("the batch was set above");
+    let healthy = outcome.is_ok();
+    if let Some(metrics) = batch.running.take() {
+        // The input that was running when the call ended ends with it.
+        let error = match &outcome {
+            Ok(()) => TaskError::new(
+                ErrorKind::GuestError,
+                "run-batch returned without finishing this input",
+            ),
+            Err(error) => classify(error, state, limits),
+        };
+        let result = ended(Err(error), &batch, metrics, state.memory.peak);
+        batch.results.push(result);
+    }
+    instance.runs += batch.results.len() as u32;
+    if healthy && instance.runs < settings.reuse {
+        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+    }
+    batch.results
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Fills in what every failure of a run carries.
@@ -404,6 +639,8 @@ async fn instantiate(
             peak: 0,
         },
         watch: watch.clone(),
+        rngs,
+        batch: None,
     };
     let mut store = Store::new(program.engine(), state);
     store.limiter(|state| &mut state.memory);
@@ -424,24 +661,36 @@ async fn instantiate(
         });
         store.set_epoch_deadline(1);
     }
-    match entry(program, &mut store).await {
+    match entry(program, &mut store, settings.reuse > 1).await {
         Ok(entry) => Ok(Instance {
             program: Arc::clone(program),
             store,
             entry,
             stdout,
             stderr,
-            rngs,
             runs: 0,
         }),
         Err(error) => Err(classify(&error, store.data(), limits)),
     }
 }
 
-/// Instantiates `program` in `store` and finds what a run calls.
-async fn entry(program: &Program, store: &mut Store<TaskState>) -> wasmtime::Result<Entry> {
+/// Instantiates `program` in `store` and finds what a run calls (with
+/// `reusable`, a task's `run-batch` too).
+async fn entry(
+    program: &Program,
+    store: &mut Store<TaskState>,
+    reusable: bool,
+) -> wasmtime::Result<Entry> {
     Ok(match program {
-        Program::Task(pre) => Entry::Task(pre.instantiate_async(&mut *store).await?),
+        Program::Task(task) => {
+            let instance = task.pre.instantiate_async(&mut *store).await?;
+            let run = task.indices.load(&mut *store, &instance)?;
+            let batch = match &task.batch {
+                Some(index) if reusable => instance.get_typed_func(&mut *store, index).ok(),
+                _ => None,
+            };
+            Entry::Task(run, batch)
+        }
         Program::Invoke(invoke) => {
             let instance = invoke.pre.instantiate_async(&mut *store).await?;
             let func = instance
@@ -520,7 +769,7 @@ async fn call(
     // A kept instance's memory stays as big as it grew: its peak carries on.
     state.memory.max = limits.max_memory;
     state.memory.refused = false;
-    if let (Some(rngs), Some(seed)) = (&instance.rngs, settings.seed) {
+    if let (Some(rngs), Some(seed)) = (&state.rngs, settings.seed) {
         rngs.reseed(seed::derive(seed, placement.seed_key));
     }
     if let Some(fuel) = limits.fuel {
@@ -535,7 +784,7 @@ async fn call(
     let store = &mut instance.store;
     let run = async {
         match &instance.entry {
-            Entry::Task(task) => Ok(task
+            Entry::Task(task, _) => Ok(task
                 .call_run(&mut *store, input)
                 .await?
                 .map(Returned::Value)),
@@ -564,7 +813,7 @@ async fn call(
     tokio::select! {
         biased;
         outcome = run => outcome,
-        why = watch.stopped() => Err(why.into()),
+        why = stopped(|| watch.clone()) => Err(why.into()),
     }
 }
 

@@ -15,10 +15,10 @@ use crate::input::Input;
 use crate::inspect::Inspection;
 use crate::limits::{DirGrant, Grants, Limits};
 use crate::map::{Map, MapUnordered, Submit};
-use crate::sandbox::{EngineOptions, Runtime, Settings};
+use crate::sandbox::{EngineOptions, Program, Runtime, Settings};
 use crate::stats::Stats;
 use crate::task::{LoadOptions, Task, TaskResult};
-use crate::workers::{Item, Job, Workers};
+use crate::workers::{Item, Job, Work, Workers};
 
 /// Bytes of stdout, and of stderr, kept per task unless told otherwise.
 const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -452,22 +452,56 @@ impl Pool {
 
     /// A job running `items` of `task`, under `limits` or the pool's.
     fn job(&self, task: &Task, limits: Option<Limits>, items: Vec<Item>) -> Job {
-        let program = Arc::clone(&task.program);
-        let settings = Arc::clone(&self.settings);
-        let limits = limits.unwrap_or_else(|| self.limits.clone());
-        let work = Box::new(move |worker, item: &Item| {
-            let attempt = Attempt {
-                program: &program,
-                settings: &settings,
-                limits: &limits,
-                placement: Placement {
-                    worker,
-                    seed_key: item.seed_key,
-                },
-            };
-            run_with_retries(&attempt, &item.input, Arc::clone(&item.slot))
-        });
-        Job { items, work }
+        let work = TaskWork {
+            program: Arc::clone(&task.program),
+            settings: Arc::clone(&self.settings),
+            limits: limits.unwrap_or_else(|| self.limits.clone()),
+        };
+        Job {
+            items,
+            work: Box::new(work),
+        }
+    }
+}
+
+/// What a job of a pool runs: a task under its settings and limits.
+struct TaskWork {
+    program: Arc<Program>,
+    settings: Arc<Settings>,
+    limits: Limits,
+}
+
+impl TaskWork {
+    fn attempt(&self, worker: usize, seed_key: u64) -> Attempt<'_> {
+        Attempt {
+            program: &self.program,
+            settings: &self.settings,
+            limits: &self.limits,
+            placement: Placement { worker, seed_key },
+        }
+    }
+}
+
+impl Work for TaskWork {
+    fn run(&mut self, worker: usize, item: &Item) -> TaskResult {
+        let attempt = self.attempt(worker, item.seed_key);
+        run_with_retries(&attempt, &item.input, Arc::clone(&item.slot))
+    }
+
+    /// Tasks that would share an instance anyway (reuse on) run many to a
+    /// call of a component's `run-batch`, where nothing per task needs the
+    /// store between them: no fuel to refill, no retry to make.
+    fn batches(&self) -> bool {
+        self.settings.reuse > 1
+            && self.limits.fuel.is_none()
+            && self.limits.retries == 0
+            && (self.limits.timeout.is_none() || self.settings.interruptible)
+            && matches!(&*self.program, Program::Task(task) if task.batch.is_some())
+    }
+
+    fn run_many(&mut self, worker: usize, items: &[&Item]) -> Vec<TaskResult> {
+        // Each task's own seed key is set as the guest takes its input.
+        execute::run_batch(&self.attempt(worker, 0), items)
     }
 }
 

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker, Type};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre, Linker, Type};
 use wasmtime::{
     Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, Module,
     PoolingAllocationConfig,
@@ -33,12 +33,20 @@ pub(crate) mod bindings {
     });
 }
 
-pub(crate) use bindings::TaskPre;
+/// A component of the task world, linked.
+pub(crate) struct TaskProgram {
+    pub(crate) pre: InstancePre<TaskState>,
+    /// Where `run` is in an instance.
+    pub(crate) indices: bindings::TaskIndices,
+    /// `run-batch`, which components built with the SDK export: many
+    /// inputs in one call.
+    pub(crate) batch: Option<ComponentExportIndex>,
+}
 
 /// What a loaded file runs as.
 pub(crate) enum Program {
     /// A component of the task world: `run(input) -> result`.
-    Task(TaskPre<TaskState>),
+    Task(TaskProgram),
     /// A WASI command program: the input on stdin or in its arguments, its
     /// stdout as the output.
     Command(Command),
@@ -50,7 +58,7 @@ impl Program {
     /// The engine it was compiled for.
     pub(crate) fn engine(&self) -> &Engine {
         match self {
-            Program::Task(pre) => pre.engine(),
+            Program::Task(task) => task.pre.engine(),
             Program::Invoke(invoke) => invoke.pre.engine(),
             Program::Command(command) => match &command.entry {
                 CommandEntry::Module(pre) => pre.module().engine(),
@@ -414,12 +422,12 @@ impl Runtime {
     }
 
     /// Checks that `component` is of the task world and links it.
-    fn prepare(&self, component: &Component) -> Result<TaskPre<TaskState>, LoadError> {
+    fn prepare(&self, component: &Component) -> Result<TaskProgram, LoadError> {
         if !inspect::exports_run(&self.engine, component) {
             return Err(LoadError::new(LoadErrorKind::NotATask, NO_RUN));
         }
-        let instance_pre = self.link(component)?;
-        TaskPre::new(instance_pre).map_err(|error| {
+        let pre = self.link(component)?;
+        let indices = bindings::TaskIndices::new(&pre).map_err(|error| {
             LoadError::new(
                 LoadErrorKind::NotATask,
                 format!(
@@ -427,6 +435,12 @@ impl Runtime {
                      func(input: list<u8>) -> result<list<u8>, string>: {error:#}"
                 ),
             )
+        })?;
+        let batch = component.get_export_index(None, "run-batch");
+        Ok(TaskProgram {
+            pre,
+            indices,
+            batch,
         })
     }
 }

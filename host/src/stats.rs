@@ -24,6 +24,9 @@ pub struct Stats {
     pub finished: u64,
     /// Finished tasks that failed, by kind.
     pub failed: BTreeMap<ErrorKind, u64>,
+    /// Finished tasks that ran in a batch: one call of a component's
+    /// `run-batch` for many inputs, with instance reuse on.
+    pub batched: u64,
     /// Time each worker spent running tasks, by worker index.
     pub busy: Vec<Duration>,
     /// By worker index: the progress (0.0 to 1.0) the task the worker runs
@@ -39,6 +42,7 @@ pub(crate) struct Counters {
     completed: AtomicU64,
     /// Taken off the queue already cancelled.
     skipped: AtomicU64,
+    batched: AtomicU64,
     failed: [AtomicU64; ErrorKind::ALL.len()],
     busy_nanos: Vec<AtomicU64>,
 }
@@ -50,6 +54,7 @@ impl Counters {
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            batched: AtomicU64::new(0),
             failed: std::array::from_fn(|_| AtomicU64::new(0)),
             busy_nanos: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -75,6 +80,11 @@ impl Counters {
         let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
         self.busy_nanos[worker].fetch_add(nanos, Ordering::Relaxed);
         self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts tasks that finished in a batch.
+    pub(crate) fn batched(&self, tasks: usize) {
+        self.batched.fetch_add(tasks as u64, Ordering::Relaxed);
     }
 
     fn failed(&self, kind: ErrorKind) {
@@ -105,6 +115,7 @@ impl Counters {
                 .map(|(&kind, count)| (kind, count.load(Ordering::Relaxed)))
                 .filter(|&(_, count)| count > 0)
                 .collect(),
+            batched: self.batched.load(Ordering::Relaxed),
             busy: self
                 .busy_nanos
                 .iter()

@@ -1,5 +1,6 @@
 //! The worker threads: one named OS thread per worker, all pulling jobs from
-//! one queue. Knows nothing about wasm: a job is a closure and a slot.
+//! one queue. Knows nothing about wasm: a job is its work and the slots of
+//! its tasks, run one by one or, where the work can, several at a time.
 
 use std::any::Any;
 use std::io;
@@ -16,9 +17,23 @@ use crate::handle::Slot;
 use crate::stats::{Counters, Stats};
 use crate::task::TaskResult;
 
-/// The work of the tasks of one job, given the index of the worker that
-/// runs it and one task of the job.
-pub(crate) type Work = Box<dyn FnMut(usize, &Item) -> TaskResult + Send>;
+/// What runs the tasks of one job, on the worker numbered `worker`.
+pub(crate) trait Work: Send {
+    /// Runs one task.
+    fn run(&mut self, worker: usize, item: &Item) -> TaskResult;
+
+    /// Whether [`Work::run_many`] may take several tasks at once.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Runs tasks from the start of `items` back to back as one, if it can:
+    /// one result per task it ran, in order. None means it could not, and
+    /// [`Work::run`] runs the first.
+    fn run_many(&mut self, _worker: usize, _items: &[&Item]) -> Vec<TaskResult> {
+        Vec::new()
+    }
+}
 
 /// One task of a job. The input stays apart from the work so that a refused
 /// job can hand it back.
@@ -35,7 +50,7 @@ pub(crate) struct Item {
 /// tiny tasks of one map sharing one queue entry, run back to back.
 pub(crate) struct Job {
     pub(crate) items: Vec<Item>,
-    pub(crate) work: Work,
+    pub(crate) work: Box<dyn Work>,
 }
 
 impl Job {
@@ -135,19 +150,73 @@ impl Drop for Workers {
 
 fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
     for mut job in receiver {
+        if job.items.len() > 1 && job.work.batches() {
+            run_batched(index, &job.items, job.work.as_mut(), counters);
+            continue;
+        }
         for item in &job.items {
-            run_item(index, item, &mut job.work, counters);
+            run_item(index, item, job.work.as_mut(), counters);
         }
     }
 }
 
-fn run_item(index: usize, item: &Item, work: &mut Work, counters: &Counters) {
+fn run_item(index: usize, item: &Item, work: &mut dyn Work, counters: &Counters) {
     if !item.slot.start() {
         counters.skipped(); // cancelled while queued
         return;
     }
     counters.started();
-    let span = tracing::info_span!(
+    let span = task_span(index, item);
+    let started = Instant::now();
+    let result = span.in_scope(|| run_one(index, item, work));
+    finish(index, item, &span, result, started.elapsed(), counters);
+}
+
+/// The tasks of a job run as one where the work can: claimed together,
+/// then as many at a time as the work takes, each finished as it comes
+/// back; one the work cannot take runs alone.
+fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Counters) {
+    let mut claimed = Vec::with_capacity(items.len());
+    for item in items {
+        if item.slot.start() {
+            counters.started();
+            claimed.push(item);
+        } else {
+            counters.skipped(); // cancelled while queued
+        }
+    }
+    let mut rest = &claimed[..];
+    while let Some(&first) = rest.first() {
+        let results = catch_unwind(AssertUnwindSafe(|| work.run_many(index, rest)))
+            .unwrap_or_else(|panic| vec![Err(host_panic(index, panic.as_ref()))]);
+        if results.is_empty() {
+            let span = task_span(index, first);
+            let started = Instant::now();
+            let result = span.in_scope(|| run_one(index, first, work));
+            finish(index, first, &span, result, started.elapsed(), counters);
+            rest = &rest[1..];
+            continue;
+        }
+        let ran = results.len();
+        counters.batched(ran);
+        for (&item, result) in rest.iter().zip(results) {
+            let busy = match &result {
+                Ok(output) => output.duration(),
+                Err(error) => error.duration(),
+            };
+            finish(index, item, &task_span(index, item), result, busy, counters);
+        }
+        rest = &rest[ran..];
+    }
+}
+
+fn run_one(index: usize, item: &Item, work: &mut dyn Work) -> TaskResult {
+    catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
+        .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
+}
+
+fn task_span(index: usize, item: &Item) -> tracing::Span {
+    tracing::info_span!(
         "wasmpool.task",
         task = item.slot.id(),
         index = item.index,
@@ -156,14 +225,20 @@ fn run_item(index: usize, item: &Item, work: &mut Work, counters: &Counters) {
         instantiate_us = tracing::field::Empty,
         run_us = tracing::field::Empty,
         attempts = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    let result = span.in_scope(|| {
-        catch_unwind(AssertUnwindSafe(|| work(index, item)))
-            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
-    });
-    record_outcome(&span, &result);
-    counters.completed(index, started.elapsed(), &result);
+    )
+}
+
+/// Counts a task's end and hands its result to whoever waits.
+fn finish(
+    index: usize,
+    item: &Item,
+    span: &tracing::Span,
+    result: TaskResult,
+    busy: std::time::Duration,
+    counters: &Counters,
+) {
+    record_outcome(span, &result);
+    counters.completed(index, busy, &result);
     item.slot.finish(result);
 }
 

@@ -129,6 +129,70 @@ fn a_trapped_instance_is_never_reused() {
     assert_eq!(count(&pool), 1);
 }
 
+/// With instance reuse, runs of tiny tasks go many to a call of the SDK's
+/// `run-batch`; each input still ends exactly as it would in a call of its
+/// own: its kind, its message, its output, its time-out.
+#[test]
+fn batched_inputs_end_as_they_would_one_call_each() {
+    let inputs: Vec<&str> = (0..3000)
+        .map(|n| match n % 300 {
+            _ if n == 1700 => "\"loop\"",
+            107 => "\"panic\"",
+            137 => "\"unreachable\"",
+            167 => "\"error\"",
+            197 => "\"exit\"",
+            227 => "\"unfinished-line\"",
+            257 => "\"memory-bomb\"",
+            _ => "\"ok\"",
+        })
+        .collect();
+    let outcomes = |reuse: u32| {
+        let pool = Pool::builder()
+            .workers(1)
+            .reuse_instances(reuse)
+            .timeout(Duration::from_millis(300))
+            .max_memory(16 << 20)
+            .build()
+            .unwrap();
+        let zoo = pool.load(guest("trap-zoo")).unwrap();
+        let ends: Vec<(String, String, String)> = pool
+            .map(&zoo, inputs.iter().copied())
+            .map(|result| match result {
+                Ok(output) => (
+                    "ok".to_string(),
+                    output.json::<String>().unwrap(),
+                    output.stdout().to_string_lossy().into_owned(),
+                ),
+                Err(error) => (
+                    error.kind().as_str().to_string(),
+                    error.message().to_string(),
+                    error.stdout().to_string_lossy().into_owned(),
+                ),
+            })
+            .collect();
+        (ends, pool.stats())
+    };
+    let (alone, stats) = outcomes(1);
+    assert_eq!(stats.batched, 0);
+    let (batched, stats) = outcomes(100_000);
+    assert!(stats.batched > 500, "{stats:?}");
+    assert_eq!(batched, alone);
+    let kinds: HashSet<&str> = alone.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    for kind in [
+        "ok",
+        "panic",
+        "trap",
+        "guest-error",
+        "exit",
+        "memory-limit",
+        "timeout",
+    ] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds:?}");
+    }
+    // What a task printed without a newline is its own, not lost.
+    assert_eq!(alone[227].2, "no newline");
+}
+
 #[test]
 fn seeded_random_draws_do_not_depend_on_reuse() {
     let draws = |reuse: u32, workers: usize| -> Vec<serde_json::Value> {

@@ -31,7 +31,7 @@ fn tells_tasks_commands_and_modules_apart() {
     assert!(task["runs_as"].as_str().unwrap().starts_with("a task"));
     assert!(has(&task["imports"], "wasmpool:task/host@0.1.0"));
     assert!(has(&task["imports"], "wasi:cli/stdout@"));
-    assert_eq!(task["exports"], serde_json::json!(["run"]));
+    assert_eq!(task["exports"], serde_json::json!(["run-batch", "run"]));
     let memory = &task["memories"][0];
     assert!(memory["minimum"].as_u64().unwrap() >= 65536, "{task}");
 

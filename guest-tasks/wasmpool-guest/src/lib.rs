@@ -26,7 +26,11 @@
 //! - [`report_progress`] tells the host how far a long task has come.
 //!
 //! What a task prints on stdout and stderr is captured by the host and handed
-//! back with the result.
+//! back with the result (stdout is flushed after each input, so a last line
+//! without a newline is not lost).
+//!
+//! The macros also export `run-batch`: when the host reuses instances it
+//! hands a run of inputs to one call, and [`run_batch`] runs them one by one.
 
 #![deny(missing_docs)]
 
@@ -35,12 +39,14 @@ extern crate self as wasmpool_guest;
 /// Bindings generated from the `wasmpool:task` WIT package.
 ///
 /// Use them directly to write a task on raw bytes instead of JSON: implement
-/// [`bindings::Guest`] and export it with `wasmpool_guest::bindings::export_task!`.
+/// [`bindings::Guest`] (its `run_batch` is one line:
+/// `wasmpool_guest::run_batch(Self::run)`) and export it with
+/// `wasmpool_guest::bindings::export_task!`.
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "task",
+        world: "batch-task",
         pub_export_macro: true,
         export_macro_name: "export_task",
         default_bindings_module: "wasmpool_guest::bindings",
@@ -49,6 +55,7 @@ pub mod bindings {
 }
 
 use std::fmt::Display;
+use std::io::Write;
 use std::sync::Once;
 
 use serde::Serialize;
@@ -60,6 +67,16 @@ use serde::de::DeserializeOwned;
 /// (it crosses into the host), so once per percent is plenty.
 pub fn report_progress(fraction: f64) {
     bindings::wasmpool::task::host::report_progress(fraction);
+}
+
+/// Runs the inputs of a `run-batch` call one by one through `run`, the
+/// task's own entry point: the whole of `run-batch` for a task on raw bytes.
+pub fn run_batch(mut run: impl FnMut(Vec<u8>) -> Result<Vec<u8>, String>) {
+    use bindings::wasmpool::task::host;
+    while let Some(input) = host::next_input() {
+        let outcome = run(input);
+        host::finish_input(outcome.as_ref().map(Vec::as_slice).map_err(String::as_str));
+    }
 }
 
 /// Exports a function `fn(I) -> O` as the task, with `I: Deserialize` and
@@ -105,6 +122,10 @@ macro_rules! __export_json_task {
                 ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                     $adapter(&input, $function)
                 }
+
+                fn run_batch() {
+                    $crate::run_batch(<Self as $crate::bindings::Guest>::run);
+                }
             }
 
             $crate::bindings::export_task!(JsonTask with_types_in $crate::bindings);
@@ -142,8 +163,11 @@ pub mod __private {
         install_panic_hook();
         let value: I =
             serde_json::from_slice(input).map_err(|error| format!("invalid input: {error}"))?;
-        let output = task(value).map_err(|error| error.to_string())?;
-        serde_json::to_vec(&output).map_err(|error| format!("cannot encode the output: {error}"))
+        let output = task(value).map_err(|error| error.to_string());
+        // What the task printed without a newline would otherwise wait in
+        // the buffer: lost with the instance, or printed by the next task.
+        let _ = std::io::stdout().flush();
+        serde_json::to_vec(&output?).map_err(|error| format!("cannot encode the output: {error}"))
     }
 }
 

@@ -14,6 +14,7 @@
 //! | `"memory-bomb"`  | allocates until allocation fails           | (needs a memory cap) |
 //! | `"deep"`         | recursion 20,000 calls deep, then returns  | `stack-overflow` on the default 512 KiB stack; fine on 8 MiB |
 //! | `"chatty"`       | prints about 3 MB to stdout, returns `"ok"` | (success, output truncated) |
+//! | `"unfinished-line"` | prints `no newline` without a newline, returns `"ok"` | (success) |
 
 use std::hint::black_box;
 
@@ -51,6 +52,10 @@ fn fault(name: String) -> Result<String, String> {
             for line in 0..100_000 {
                 println!("chatty line {line:>6} of 100000");
             }
+            Ok("ok".to_string())
+        }
+        "unfinished-line" => {
+            print!("no newline");
             Ok("ok".to_string())
         }
         other => Err(format!("unknown fault {other:?}")),
