@@ -166,9 +166,17 @@ fn run_item(index: usize, item: &Item, work: &mut dyn Work, counters: &Counters)
         return;
     }
     counters.started();
+    run_claimed(index, item, work, counters);
+}
+
+/// Runs a task whose slot this worker has claimed, alone.
+fn run_claimed(index: usize, item: &Item, work: &mut dyn Work, counters: &Counters) {
     let span = task_span(index, item);
     let started = Instant::now();
-    let result = span.in_scope(|| run_one(index, item, work));
+    let result = span.in_scope(|| {
+        catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
+            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
+    });
     finish(index, item, &span, result, started.elapsed(), counters);
 }
 
@@ -190,10 +198,7 @@ fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Cou
         let results = catch_unwind(AssertUnwindSafe(|| work.run_many(index, rest)))
             .unwrap_or_else(|panic| vec![Err(host_panic(index, panic.as_ref()))]);
         if results.is_empty() {
-            let span = task_span(index, first);
-            let started = Instant::now();
-            let result = span.in_scope(|| run_one(index, first, work));
-            finish(index, first, &span, result, started.elapsed(), counters);
+            run_claimed(index, first, work, counters);
             rest = &rest[1..];
             continue;
         }
@@ -208,11 +213,6 @@ fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Cou
         }
         rest = &rest[ran..];
     }
-}
-
-fn run_one(index: usize, item: &Item, work: &mut dyn Work) -> TaskResult {
-    catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
-        .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
 }
 
 fn task_span(index: usize, item: &Item) -> tracing::Span {
