@@ -139,6 +139,17 @@ fn inputs_keep_their_json_text() {
     );
     let records = records(text.as_bytes());
     assert_eq!(records[1]["error"]["kind"], "guest-error");
+
+    // The same for the elements of --inputs.
+    let output = run(
+        &guest("fib"),
+        &["--inputs", "[ 10 , 123456789012345678901234567890]"],
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains(r#""input":123456789012345678901234567890,"#),
+        "{text}"
+    );
 }
 
 /// `wasmpool run ... | head -1`: once the reader has gone, the run ends

@@ -6,7 +6,6 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// One input, numbered in order; an input that is not JSON keeps its text
@@ -29,16 +28,17 @@ pub(crate) struct Invalid {
 }
 
 pub(crate) fn from_json_array(text: &str) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
-    let value: Value = serde_json::from_str(text)
+    let value: &RawValue = serde_json::from_str(text)
         .context("--inputs is not valid JSON: give a JSON array, e.g. --inputs '[3, 5, 10]'")?;
-    let Value::Array(values) = value else {
+    // Each element keeps its text, as a line of an input file does.
+    let Ok(values) = serde_json::from_str::<Vec<Box<RawValue>>>(value.get()) else {
         bail!("--inputs must be a JSON array of inputs, e.g. --inputs '[3, 5, 10]'");
     };
     Ok(Box::new(values.into_iter().enumerate().map(
         |(index, value)| Input {
             index,
             line: None,
-            value: Ok(raw(&value)),
+            value: Ok(value),
         },
     )))
 }
