@@ -25,9 +25,10 @@ fn a_command_component_reads_each_input_on_stdin() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let records = records(&output.stdout);
-    // A string is given as its text; anything else as its JSON text.
+    // A string is given as its text; anything else as its JSON text, as
+    // written (`{"a": [1, 2]}`: one line, three words, 13 bytes).
     let counts: Vec<&str> = records.iter().map(ok).collect();
-    assert_eq!(counts, ["2 3 13\n", "0 0 0\n", "1 1 11\n", "1 1 2\n"]);
+    assert_eq!(counts, ["2 3 13\n", "0 0 0\n", "1 3 13\n", "1 1 2\n"]);
     assert_eq!(records[0]["stdout"], "2 3 13\n");
     assert_eq!(records[0]["input"], "one two\nthree");
 }
