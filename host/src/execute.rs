@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{TypedFunc as ComponentFunc, Val};
@@ -24,6 +24,7 @@ use crate::capture::CapturePipe;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
 use crate::limits::Limits;
+use crate::lock;
 use crate::metrics::Metrics;
 use crate::sandbox::{Command, CommandEntry, Program, Settings, TICK, bindings};
 use crate::seed::{self, TaskRngs};
@@ -594,10 +595,6 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
         KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
     }
     batch.results
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Fills in what every failure of a run carries.

@@ -87,3 +87,11 @@ pub use task::{LoadOptions, Task, TaskKind, TaskOutput, TaskResult};
 pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.
 pub use wasmtime::Trap;
+
+/// Locks `mutex`, taking a poisoned one as it is, as the crate's locks all
+/// do.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

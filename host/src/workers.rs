@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
+use crate::lock;
 use crate::stats::{Counters, Stats};
 use crate::task::TaskResult;
 
@@ -268,8 +269,4 @@ fn host_panic(worker: usize, panic: &(dyn Any + Send)) -> TaskError {
     );
     error.details_mut().worker = Some(worker);
     error
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -18,7 +18,7 @@ mod wire;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use crate::executor::Executor;
 use crate::handle::{Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::Limits;
+use crate::lock;
 use crate::map::{Map, MapUnordered, RunSizer, Submit};
 use crate::pool::{Pool, PoolBuilder};
 use crate::stats::{Counters, Stats};
@@ -760,8 +761,4 @@ fn malformed(rank: i32) -> String {
         "rank {rank} sent a message this wasmpool cannot read: run the same wasmpool \
          build on every rank"
     )
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
