@@ -60,6 +60,22 @@ struct Watch {
 }
 
 impl Watch {
+    /// The watch of a task that started at `started` on `worker`.
+    fn new(
+        slot: Arc<Slot>,
+        settings: &Arc<Settings>,
+        worker: usize,
+        timeout: Option<Duration>,
+        started: Instant,
+    ) -> Watch {
+        Watch {
+            slot,
+            settings: Arc::clone(settings),
+            worker,
+            deadline: timeout.and_then(|timeout| started.checked_add(timeout)),
+        }
+    }
+
     fn check(&self) -> Option<Interruption> {
         if self.slot.is_cancel_requested() || self.settings.abort.load(Ordering::Relaxed) {
             Some(Interruption::Cancelled)
@@ -217,14 +233,13 @@ impl bindings::wasmpool::task::host::Host for TaskState {
         // The first input's run counts from the call's start, and the
         // instance's making, if it was made for the call, is its.
         let started = batch.started.take().unwrap_or_else(Instant::now);
-        let watch = Watch {
-            slot: next.slot,
-            settings: Arc::clone(&batch.settings),
-            worker: batch.worker,
-            deadline: batch
-                .timeout
-                .and_then(|timeout| started.checked_add(timeout)),
-        };
+        let watch = Watch::new(
+            next.slot,
+            &batch.settings,
+            batch.worker,
+            batch.timeout,
+            started,
+        );
         *lock(&batch.current) = watch.clone();
         self.watch = watch;
         self.panic = None;
@@ -439,14 +454,7 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         _ => Vec::new(),
     };
     settings.progress.clear(placement.worker);
-    let watch = Watch {
-        slot,
-        settings: Arc::clone(settings),
-        worker: placement.worker,
-        deadline: limits
-            .timeout
-            .and_then(|timeout| started.checked_add(timeout)),
-    };
+    let watch = Watch::new(slot, settings, placement.worker, limits.timeout, started);
     let kept = if settings.reuse > 1 {
         KEPT.with(|kept| kept.borrow_mut().take())
             .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse)
@@ -516,14 +524,13 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
         return Vec::new();
     };
     let started = Instant::now();
-    let watch = Watch {
-        slot: Arc::clone(&first.slot),
-        settings: Arc::clone(settings),
-        worker: placement.worker,
-        deadline: limits
-            .timeout
-            .and_then(|timeout| started.checked_add(timeout)),
-    };
+    let watch = Watch::new(
+        Arc::clone(&first.slot),
+        settings,
+        placement.worker,
+        limits.timeout,
+        started,
+    );
     let kept = KEPT
         .with(|kept| kept.borrow_mut().take())
         .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse);
