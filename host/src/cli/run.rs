@@ -211,9 +211,9 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         report::write(rows, &args.task.display().to_string(), path)?;
     }
     drop(written);
-    match outbox.flush() {
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
-        flushed => flushed.context("cannot write the records")?,
+    match outbox.flush().context("cannot write the records") {
+        Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
+        flushed => flushed?,
     }
     let ledger = ledger.into_inner();
     summary.resumed_skipped = ledger.skipped;
