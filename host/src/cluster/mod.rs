@@ -130,7 +130,8 @@ enum Control {
         message: Vec<u8>,
         reply: Sender<Result<(), String>>,
     },
-    Job(Job),
+    /// A run of a map's inputs, or one task.
+    Jobs(Vec<Job>),
     /// Which seed keys each rank holds (for [`Executor::held`]).
     Held(Sender<Vec<(i32, Vec<u64>)>>),
     Shutdown {
@@ -315,12 +316,69 @@ impl Submit for Cluster {
             // Not loaded through this cluster: its bytes were never sent.
             return Err(SubmitError(input.bytes));
         };
+        let (job, handle) = self.job(task_id, input, position, listener);
+        match self.control.send(Control::Jobs(vec![job])) {
+            Ok(()) => {
+                self.counters.submitted(1);
+                Ok(handle)
+            }
+            Err(refused) => Err(SubmitError(refused_inputs(refused.0).remove(0))),
+        }
+    }
+
+    /// The whole run goes to the MPI thread as one message: one per task,
+    /// each waking that thread, cost rank 0 more CPU than the tasks did.
+    fn submit_run(
+        &self,
+        task: &Task,
+        inputs: Vec<(Input, Option<u64>, Listener)>,
+        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+    ) {
+        let Some(task_id) = self.task_id(task) else {
+            handles.extend(
+                inputs
+                    .into_iter()
+                    .map(|(input, _, _)| Err(SubmitError(input.bytes))),
+            );
+            return;
+        };
+        let first = handles.len();
+        let jobs: Vec<Job> = inputs
+            .into_iter()
+            .map(|(input, position, listener)| {
+                let (job, handle) = self.job(task_id, input, position, Some(listener));
+                handles.push(Ok(handle));
+                job
+            })
+            .collect();
+        let count = jobs.len();
+        match self.control.send(Control::Jobs(jobs)) {
+            Ok(()) => self.counters.submitted(count),
+            Err(refused) => {
+                let refused = refused_inputs(refused.0);
+                for (handle, input) in handles[first..].iter_mut().zip(refused) {
+                    *handle = Err(SubmitError(input));
+                }
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// A job for the MPI thread, and its caller's handle.
+    fn job(
+        &self,
+        task: u64,
+        input: Input,
+        position: Option<u64>,
+        listener: Option<Listener>,
+    ) -> (Job, TaskHandle) {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let slot = Slot::new(id, listener);
         let seed_key = input.seed_key_or(position, id);
         let Input { bytes, limits, .. } = input;
         let job = Job {
-            task: task_id,
+            task,
             spec: JobSpec {
                 id,
                 seed_key,
@@ -329,16 +387,15 @@ impl Submit for Cluster {
             },
             slot: Arc::clone(&slot),
         };
-        match self.control.send(Control::Job(job)) {
-            Ok(()) => {
-                self.counters.submitted(1);
-                Ok(TaskHandle::new(slot))
-            }
-            Err(refused) => match refused.0 {
-                Control::Job(job) => Err(SubmitError(job.spec.input)),
-                _ => unreachable!("a job was sent"),
-            },
-        }
+        (job, TaskHandle::new(slot))
+    }
+}
+
+/// The inputs of the jobs an MPI thread that has stopped did not take.
+fn refused_inputs(control: Control) -> Vec<Vec<u8>> {
+    match control {
+        Control::Jobs(jobs) => jobs.into_iter().map(|job| job.spec.input).collect(),
+        _ => unreachable!("only jobs are handed back"),
     }
 }
 
@@ -416,7 +473,7 @@ impl Coordinator {
                     self.send(rank, &message, wire::LOAD);
                 }
             }
-            Control::Job(job) => self.pending.push_back(job),
+            Control::Jobs(jobs) => self.pending.extend(jobs),
             Control::Held(reply) => {
                 let held = self
                     .ranks
