@@ -62,6 +62,12 @@ const MAX_CHUNK: usize = 256;
 /// again.
 const POLL: Duration = Duration::from_micros(200);
 
+/// How long a send that waits for its receiver, with nothing else to do,
+/// sleeps before it looks again. Spinning (even with `sched_yield`) took
+/// the CPU that the receiving rank, or this rank's tasks, needed when ranks
+/// share cores; a sleep costs a message at most this much more latency.
+const SEND_POLL: Duration = Duration::from_micros(50);
+
 /// What [`start`] made of this rank.
 pub enum Role {
     /// Rank 0: submit tasks here.
@@ -705,7 +711,7 @@ fn send_while(process: &Process<'_>, bytes: &[u8], tag: Tag, mut meanwhile: impl
                 Err(request) => sending = request,
             }
             if !meanwhile() {
-                std::thread::yield_now();
+                std::thread::sleep(SEND_POLL);
             }
         }
     });
