@@ -8,7 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -76,7 +76,7 @@ impl CapturePipe {
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
         // A poisoned buffer still holds valid bytes.
-        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.buffer)
     }
 
     fn append(&self, bytes: &[u8]) {

@@ -84,7 +84,7 @@ impl Completions {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<usize>> {
-        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.ready)
     }
 }
 

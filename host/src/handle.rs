@@ -180,7 +180,7 @@ impl Slot {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.inner)
     }
 
     /// Takes the result once it is there, waiting at most until `deadline`.

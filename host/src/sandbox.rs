@@ -580,7 +580,7 @@ impl Ticker {
             .name("wasmpool-ticker".to_string())
             .spawn(move || {
                 let (stopped, wake) = &*signal;
-                let mut stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut stopped = crate::lock(stopped);
                 while !*stopped {
                     engine.increment_epoch();
                     stopped = wake
@@ -599,7 +599,7 @@ impl Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         let (stopped, wake) = &*self.stop;
-        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *crate::lock(stopped) = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

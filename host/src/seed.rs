@@ -3,7 +3,7 @@
 //! count or the order in which tasks happen to run.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng, TryRng};
@@ -38,11 +38,11 @@ pub(crate) struct SharedRng(Arc<Mutex<StdRng>>);
 
 impl SharedRng {
     fn reseed(&self, rng: StdRng) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = rng;
+        *crate::lock(&self.0) = rng;
     }
 
     fn with<T>(&mut self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
-        draw(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        draw(&mut crate::lock(&self.0))
     }
 }
 
