@@ -11,8 +11,8 @@ use crate::pool::Pool;
 use crate::stats::Stats;
 use crate::task::{LoadOptions, Task};
 
-/// What runs tasks: a [`Pool`] on this machine, or a
-/// [`Cluster`](crate::cluster::Cluster) over MPI ranks (feature `mpi`).
+/// What runs tasks: a [`Pool`] on this machine, or a `cluster::Cluster`
+/// over MPI ranks (feature `mpi`).
 ///
 /// ```no_run
 /// use wasmpool::{Executor, LoadOptions, Pool};

@@ -36,7 +36,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Handles can also be awaited: [`TaskHandle`] is a [`Future`](std::future::Future).
+//! Handles can also be awaited: [`TaskHandle`] is a [`Future`].
 //!
 //! ```no_run
 //! # async fn demo(pool: &wasmpool::Pool, task: &wasmpool::Task) -> Result<(), Box<dyn std::error::Error>> {
@@ -48,7 +48,6 @@
 
 #![deny(missing_docs)]
 
-/// Cluster mode over MPI (feature `mpi`).
 #[cfg(feature = "mpi")]
 pub mod cluster;
 

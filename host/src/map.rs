@@ -227,7 +227,7 @@ impl<I> Drop for Window<'_, I> {
     }
 }
 
-/// The results of [`Pool::map`], in input order.
+/// The results of [`Executor::map`](crate::Executor::map), in input order.
 pub struct Map<'p, I> {
     window: Window<'p, I>,
     /// The index of the next result to yield.
@@ -288,7 +288,8 @@ where
     }
 }
 
-/// The results of [`Pool::map_unordered`]: `(input index, result)` in the
+/// The results of [`Executor::map_unordered`](crate::Executor::map_unordered):
+/// `(input index, result)` in the
 /// order the tasks finish.
 pub struct MapUnordered<'p, I> {
     window: Window<'p, I>,

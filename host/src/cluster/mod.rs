@@ -1,5 +1,5 @@
-//! Cluster mode: the same tasks over MPI ranks, on OpenMPI through the `mpi`
-//! crate.
+//! Cluster mode (feature `mpi`): the same tasks over MPI ranks, on OpenMPI
+//! through the `mpi` crate.
 //!
 //! Every rank runs the same program (under `mpirun`) and calls [`start`].
 //! Rank 0 becomes the coordinator and gets a [`Cluster`], an [`Executor`]
