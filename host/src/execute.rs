@@ -455,13 +455,7 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
     };
     settings.progress.clear(placement.worker);
     let watch = Watch::new(slot, settings, placement.worker, limits.timeout, started);
-    let kept = if settings.reuse > 1 {
-        KEPT.with(|kept| kept.borrow_mut().take())
-            .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse)
-    } else {
-        None
-    };
-    let instance = match kept {
+    let instance = match take_kept(program, settings) {
         Some(instance) => Ok(instance),
         None => {
             let instance = instantiate(program, input, settings, limits, &watch).await;
@@ -507,8 +501,8 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
         Err(error) => error.kind() == ErrorKind::GuestError,
     };
     instance.runs += 1;
-    if healthy && instance.runs < settings.reuse {
-        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+    if healthy {
+        keep(instance, settings);
     }
     finished(result, stdout, stderr, metrics, placement.worker)
 }
@@ -531,10 +525,7 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
         limits.timeout,
         started,
     );
-    let kept = KEPT
-        .with(|kept| kept.borrow_mut().take())
-        .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse);
-    let (mut instance, instantiate) = match kept {
+    let (mut instance, instantiate) = match take_kept(program, settings) {
         Some(instance) => (instance, Duration::ZERO),
         None => match instantiate(program, &[], settings, limits, &watch).await {
             Ok(instance) => (instance, started.elapsed()),
@@ -542,7 +533,7 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
         },
     };
     let Entry::Task(_, Some(run_batch)) = &instance.entry else {
-        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+        keep(instance, settings);
         return Vec::new();
     };
     let run_batch = *run_batch;
@@ -598,10 +589,28 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
         batch.results.push(result);
     }
     instance.runs += batch.results.len() as u32;
-    if healthy && instance.runs < settings.reuse {
-        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+    if healthy {
+        keep(instance, settings);
     }
     batch.results
+}
+
+/// This worker's kept instance, when it is one of `program` with runs left
+/// (with reuse on; a kept instance of another program is dropped).
+fn take_kept(program: &Arc<Program>, settings: &Settings) -> Option<Instance> {
+    if settings.reuse <= 1 {
+        return None;
+    }
+    KEPT.with(|kept| kept.borrow_mut().take())
+        .filter(|kept| Arc::ptr_eq(&kept.program, program) && kept.runs < settings.reuse)
+}
+
+/// Keeps a healthy `instance` for this worker's next run, if it has runs
+/// left.
+fn keep(instance: Instance, settings: &Settings) {
+    if instance.runs < settings.reuse {
+        KEPT.with(|kept| *kept.borrow_mut() = Some(instance));
+    }
 }
 
 /// Fills in what every failure of a run carries.
