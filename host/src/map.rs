@@ -10,7 +10,7 @@ use crate::error::SubmitError;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
 use crate::input::Input;
-use crate::task::{Task, TaskResult};
+use crate::task::{Task, TaskResult, duration_of};
 
 /// What a map submits to: a local pool or a cluster.
 pub(crate) trait Submit {
@@ -56,11 +56,7 @@ pub(crate) struct RunSizer {
 impl RunSizer {
     /// Folds a finished task's duration into the average.
     pub(crate) fn observe(&mut self, result: &TaskResult) {
-        let duration = match result {
-            Ok(output) => output.duration(),
-            Err(error) => error.duration(),
-        }
-        .as_secs_f64();
+        let duration = duration_of(result).as_secs_f64();
         self.mean_duration = Some(match self.mean_duration {
             Some(mean) => mean + (duration - mean) / 16.0,
             None => duration,

@@ -14,6 +14,14 @@ use crate::sandbox::Program;
 /// What a task run ends with: its output, or how it failed.
 pub type TaskResult = Result<TaskOutput, TaskError>;
 
+/// How long the task of `result` took, whichever way it ended.
+pub(crate) fn duration_of(result: &TaskResult) -> Duration {
+    match result {
+        Ok(output) => output.duration(),
+        Err(error) => error.duration(),
+    }
+}
+
 /// A loaded program, compiled and linked once, ready to run on any number of
 /// inputs: a task component, a WASI command program, or a function of a
 /// component to invoke. Cheap to clone; usable from every thread.

@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
 use crate::lock;
 use crate::stats::{Counters, Stats};
-use crate::task::TaskResult;
+use crate::task::{TaskResult, duration_of};
 
 /// What runs the tasks of one job, on the worker numbered `worker`.
 pub(crate) trait Work: Send {
@@ -206,10 +206,7 @@ fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Cou
         let ran = results.len();
         counters.batched(ran);
         for (&item, result) in rest.iter().zip(results) {
-            let busy = match &result {
-                Ok(output) => output.duration(),
-                Err(error) => error.duration(),
-            };
+            let busy = duration_of(&result);
             finish(index, item, &task_span(index, item), result, busy, counters);
         }
         rest = &rest[ran..];
