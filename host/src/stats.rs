@@ -25,8 +25,8 @@ pub struct Stats {
     /// Finished tasks that failed, by kind.
     pub failed: BTreeMap<ErrorKind, u64>,
     /// Finished tasks that ran in a batch: one call of a component's
-    /// `run-batch` for many inputs, with instance reuse on. A cluster's
-    /// ranks batch too, but do not report it: 0 there.
+    /// `run-batch` for many inputs, with instance reuse on (on a cluster,
+    /// on any of its ranks).
     pub batched: u64,
     /// Time each worker spent running tasks, by worker index.
     pub busy: Vec<Duration>,

@@ -1,11 +1,13 @@
 //! Cluster mode: the real binary under OpenMPI's `mpirun -n 3` on loopback,
 //! its records compared with a local run of the same inputs, faulty tasks
-//! included. Needs `--features mpi` and OpenMPI (`.ci/run` installs it).
+//! included; and the library's `Executor` API on a `Cluster` (`embedded`).
+//! Needs `--features mpi` and OpenMPI (`.ci/run` installs it).
 
 #[path = "../all/support.rs"]
 #[allow(dead_code)]
 mod support;
 
+mod embedded;
 mod mpirun;
 
 use std::path::Path;

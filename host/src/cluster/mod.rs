@@ -8,8 +8,9 @@
 //! rank runs a local pool on all its cores and sends results back; [`start`]
 //! returns [`Role::Worker`] there once the coordinator is done.
 //!
-//! Flow control is by credit: each worker rank takes at most four tasks per
-//! core at a time, so the coordinator never floods a rank and holds only
+//! Flow control is by credit: each worker rank holds at most about 2 ms of
+//! work per core (by a running average of task durations; 64 to 1,024
+//! tasks per core), so the coordinator never floods a rank and holds only
 //! the tasks in flight; a rank that finishes sooner gets more (the split is
 //! dynamic). One thread of the coordinator does all its MPI calls.
 
@@ -39,7 +40,7 @@ use crate::lock;
 use crate::map::{Map, MapUnordered, RunSizer, Submit};
 use crate::pool::{Pool, PoolBuilder};
 use crate::stats::{Counters, Stats};
-use crate::task::{LoadOptions, Task};
+use crate::task::{LoadOptions, Task, duration_of};
 
 use wire::{JobSpec, Reader, Writer};
 
@@ -155,11 +156,10 @@ struct Job {
 /// have not answered, the first error.
 type LoadWait = (Sender<Result<(), String>>, usize, Option<String>);
 
-/// A task on a worker rank: its slot, its seed key, when it was sent.
+/// A task on a worker rank: its slot, its seed key.
 struct Held {
     slot: Arc<Slot>,
     seed_key: u64,
-    sent: Instant,
 }
 
 /// A worker rank as the coordinator sees it.
@@ -549,7 +549,6 @@ impl Coordinator {
                     Held {
                         slot: job.slot,
                         seed_key: job.spec.seed_key,
-                        sent: Instant::now(),
                     },
                 );
                 count += 1;
@@ -603,11 +602,16 @@ impl Coordinator {
             .ok_or(wire::Malformed)?;
         let mut input = Reader::new(bytes);
         let count = input.u32()?;
+        let batched = input.u64()?;
+        self.counters
+            .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
         for _ in 0..count {
             let rank = &mut self.ranks[index];
             let (job, result) = wire::read_result(&mut input, rank.first_worker)?;
             let held = rank.held.remove(&job).ok_or(wire::Malformed)?;
-            let busy = held.sent.elapsed();
+            // The task's own time on its worker, not its time in flight
+            // (most of which it waits in the rank's queue).
+            let busy = duration_of(&result);
             let worker = match &result {
                 Ok(output) => output.worker(),
                 Err(error) => error.worker().unwrap_or(rank.first_worker),
@@ -661,6 +665,7 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         handles: Vec::new(),
     };
     let mut finished = VecDeque::new();
+    let mut batched_reported = 0;
     loop {
         if server.running.is_empty() && server.stopping {
             break;
@@ -682,8 +687,13 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         if finished.is_empty() {
             continue;
         }
+        // How many tasks ran in batches since the last results: rank 0's
+        // stats count them for the whole cluster.
+        let batched = pool.stats().batched;
         let mut out = Writer::default();
-        out.u32(finished.len() as u32);
+        out.u32(finished.len() as u32)
+            .u64(batched - batched_reported);
+        batched_reported = batched;
         for tag in finished.drain(..) {
             let handle = server.running.remove(&tag).expect("a tag of a running job");
             let result = handle.wait();
