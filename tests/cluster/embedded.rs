@@ -102,14 +102,14 @@ fn embedding(executor: &impl Executor, fib: &Path, zoo: &Path) -> (Seen, Stats) 
     let zoo = executor.load_with(zoo, &LoadOptions::new()).unwrap();
 
     // Faults among many tiny tasks each fail alone, batched or not.
-    let inputs: Vec<&str> = (0..3000)
-        .map(|n| match n % 300 {
-            _ if n == 1700 => "\"loop\"",
+    let inputs: Vec<&str> = (0..1000)
+        .map(|n| match n % 200 {
+            _ if n == 700 => "\"loop\"",
             107 => "\"panic\"",
             137 => "\"unreachable\"",
             167 => "\"error\"",
             197 => "\"exit\"",
-            257 => "\"memory-bomb\"",
+            157 => "\"memory-bomb\"",
             _ => "\"ok\"",
         })
         .collect();

@@ -228,6 +228,48 @@ fn big_inputs_and_big_outputs_cross_both_ways_at_once() {
     assert_eq!(records[1]["error"]["kind"], "guest-error");
 }
 
+/// The split is by credit, not static: a rank holds the task each of its
+/// workers runs and little more, so a rank with more workers takes more of
+/// the work. mpirun's MPMD form gives rank 1 one worker and rank 2 three;
+/// of eight two-second tasks, an even split would give each rank four and
+/// keep rank 1 busy twice as long as rank 2.
+#[test]
+fn a_rank_with_more_workers_takes_more_of_the_work() {
+    let task = guest("really-hard-task");
+    let binary = env!("CARGO_BIN_EXE_wasmpool");
+    let run: Vec<&str> = vec![
+        "run",
+        "--mpi",
+        task.to_str().unwrap(),
+        "--inputs",
+        "[1, 2, 3, 4, 5, 6, 7, 8]",
+        "--seed",
+        "1",
+    ];
+    let mut command = mpirun::mpirun(1);
+    command.arg(binary).args(&run);
+    for workers in ["1", "3"] {
+        command
+            .args([":", "-n", "1", binary])
+            .args(&run)
+            .args(["-j", workers]);
+    }
+    let output = command.output().expect("run mpirun");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    assert_eq!(records.len(), 8);
+    // Workers are numbered by rank: rank 1's is 0, rank 2's are 1 to 3.
+    let on_rank_1 = records
+        .iter()
+        .filter(|record| record["worker"] == 0)
+        .count();
+    let on_rank_2 = records.len() - on_rank_1;
+    assert!(
+        on_rank_2 >= 2 * on_rank_1,
+        "rank 1 (one worker) ran {on_rank_1} tasks, rank 2 (three) {on_rank_2}"
+    );
+}
+
 #[test]
 fn resume_finishes_a_cluster_run() {
     let fib = guest("fib");
@@ -261,7 +303,7 @@ fn a_rank_that_dies_ends_the_run_saying_what_it_held_and_resume_finishes() {
     let task = guest("really-hard-task");
     let out = tempdir("cluster-death").join("records.jsonl");
     let out_arg = out.to_str().unwrap();
-    // Eight two-second tasks; with one worker per rank, each rank holds four.
+    // Eight two-second tasks; with one worker per rank, each rank holds two.
     let inputs = "[1, 2, 3, 4, 5, 6, 7, 8]";
     let mut run_args = vec!["--inputs", inputs, "-j", "1", "-o", out_arg, "--seed", "3"];
     let child = mpirun_command(3, &task, &run_args)

@@ -8,11 +8,12 @@
 //! rank runs a local pool on all its cores and sends results back; [`start`]
 //! returns [`Role::Worker`] there once the coordinator is done.
 //!
-//! Flow control is by credit: each worker rank holds at most about 2 ms of
-//! work per core (by a running average of task durations; 64 to 1,024
-//! tasks per core), so the coordinator never floods a rank and holds only
-//! the tasks in flight; a rank that finishes sooner gets more (the split is
-//! dynamic). One thread of the coordinator does all its MPI calls.
+//! Flow control is by credit: each worker rank holds, per core, the task it
+//! runs and about 2 ms of work to follow (by a running average of task
+//! durations: two slow tasks, up to 1,024 tiny ones), so the coordinator
+//! never floods a rank and holds only the tasks in flight, and a rank that
+//! finishes sooner gets more (the split is dynamic). One thread of the
+//! coordinator does all its MPI calls.
 
 mod wire;
 
@@ -44,16 +45,15 @@ use crate::task::{LoadOptions, Task, duration_of};
 
 use wire::{JobSpec, Reader, Writer};
 
-/// Tasks a worker rank may hold per core of its pool, at least.
-const CREDIT_PER_WORKER: usize = 64;
-
 /// Tasks a worker rank may hold per core of its pool when tasks are tiny:
 /// enough for [`IN_FLIGHT`] of work each.
 const MAX_CREDIT_PER_WORKER: usize = 1024;
 
-/// About how much work each core of a worker rank holds: more than a round
-/// trip to rank 0 and back, so that no rank runs dry while its results
-/// travel and its next chunk is sent.
+/// About how much work each core of a worker rank holds, besides the task
+/// it runs: more than a round trip to rank 0 and back, so that no rank runs
+/// dry while its results travel and its next chunk is sent. Slow tasks
+/// make that one task ready per core, no more: work a rank holds is work a
+/// faster rank cannot take.
 const IN_FLIGHT: Duration = Duration::from_millis(2);
 
 /// Most tasks in one `WORK` message.
@@ -117,6 +117,11 @@ pub struct Cluster {
     /// Compiles tasks on rank 0 to check them before they are sent.
     checker: Pool,
     control: Sender<Control>,
+    /// What each rank holds, by rank: read here, without a round trip
+    /// through the MPI thread, which may be busy or inside an MPI call when
+    /// a signal (often a rank's death) asks, with mpirun about to kill this
+    /// rank too.
+    held: Vec<(i32, HeldTasks)>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Task ids by the address of their compiled program.
     tasks: Mutex<HashMap<usize, u64>>,
@@ -139,8 +144,6 @@ enum Control {
     },
     /// A run of a map's inputs, or one task.
     Jobs(Vec<Job>),
-    /// Which seed keys each rank holds (for [`Executor::held`]).
-    Held(Sender<Vec<(i32, Vec<u64>)>>),
     Shutdown {
         cancel_pending: bool,
     },
@@ -151,6 +154,10 @@ struct Job {
     spec: JobSpec,
     slot: Arc<Slot>,
 }
+
+/// The tasks a worker rank holds, by job id. The MPI thread locks it once
+/// per chunk sent and once per batch of results.
+type HeldTasks = Arc<Mutex<HashMap<u64, Held>>>;
 
 /// A load waiting for every rank's answer: whom to tell, how many ranks
 /// have not answered, the first error.
@@ -165,14 +172,11 @@ struct Held {
 /// A worker rank as the coordinator sees it.
 struct Rank {
     rank: i32,
-    /// Tasks the rank may hold whatever their size.
-    capacity: usize,
     /// The rank's pool's workers.
     workers: usize,
     /// The rank's workers are numbered from here in results.
     first_worker: usize,
-    /// By job id.
-    held: HashMap<u64, Held>,
+    held: HeldTasks,
 }
 
 impl Cluster {
@@ -181,29 +185,35 @@ impl Cluster {
         let window_hint = builder.window_hint();
         let checker = builder.workers(1).build()?;
         let world = universe.world();
-        // Each rank says how many tasks it may hold.
+        // Each rank says how many workers its pool has.
         let mut ranks = Vec::new();
-        let mut workers = 0;
         for _ in 1..world.size() {
             let (message, status) = world.any_process().matched_probe_with_tag(wire::READY);
             let (bytes, _) = (message, status).matched_receive_vec::<u8>();
             let mut input = Reader::new(&bytes);
-            let (capacity, rank_workers) = match (input.u64(), input.u64()) {
-                (Ok(capacity), Ok(count)) => (capacity as usize, count as usize),
-                _ => return Err(BuildError::new(malformed(status.source_rank()))),
+            let Ok(rank_workers) = input.u64() else {
+                return Err(BuildError::new(malformed(status.source_rank())));
             };
             ranks.push(Rank {
                 rank: status.source_rank(),
-                capacity,
-                workers: rank_workers,
-                first_worker: workers,
-                held: HashMap::new(),
+                workers: rank_workers as usize,
+                first_worker: 0,
+                held: HeldTasks::default(),
             });
-            workers += rank_workers;
         }
+        // Workers are numbered by rank, whichever rank was ready first.
         ranks.sort_by_key(|rank| rank.rank);
+        let mut workers = 0;
+        for rank in &mut ranks {
+            rank.first_worker = workers;
+            workers += rank.workers;
+        }
         let counters = Arc::new(Counters::new(workers));
         let (control, orders) = crossbeam_channel::unbounded();
+        let held = ranks
+            .iter()
+            .map(|rank| (rank.rank, Arc::clone(&rank.held)))
+            .collect();
         let thread = {
             let counters = Arc::clone(&counters);
             std::thread::Builder::new()
@@ -214,6 +224,7 @@ impl Cluster {
         Ok(Cluster {
             checker,
             control,
+            held,
             thread: Mutex::new(Some(thread)),
             tasks: Mutex::new(HashMap::new()),
             next_task: AtomicU64::new(0),
@@ -297,16 +308,16 @@ impl Executor for Cluster {
         self.shutdown(true, true);
     }
 
-    /// Asks the MPI thread, which answers between two polls; nothing once
-    /// it has stopped.
+    /// What was sent to each rank and has no result yet.
     fn held(&self) -> Vec<(i32, Vec<u64>)> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        if self.control.send(Control::Held(reply)).is_err() {
-            return Vec::new();
-        }
-        answer
-            .recv_timeout(Duration::from_secs(1))
-            .unwrap_or_default()
+        self.held
+            .iter()
+            .filter_map(|(rank, tasks)| {
+                let mut keys: Vec<u64> = lock(tasks).values().map(|held| held.seed_key).collect();
+                keys.sort_unstable();
+                (!keys.is_empty()).then_some((*rank, keys))
+            })
+            .collect()
     }
 }
 
@@ -446,7 +457,7 @@ impl Coordinator {
             }
             busy |= self.dispatch();
             busy |= self.receive();
-            let held: usize = self.ranks.iter().map(|rank| rank.held.len()).sum();
+            let held: usize = self.ranks.iter().map(|rank| lock(&rank.held).len()).sum();
             if self.shutting_down && self.pending.is_empty() && held == 0 && self.loads.is_empty() {
                 break;
             }
@@ -480,20 +491,6 @@ impl Coordinator {
                 }
             }
             Control::Jobs(jobs) => self.pending.extend(jobs),
-            Control::Held(reply) => {
-                let held = self
-                    .ranks
-                    .iter()
-                    .filter(|rank| !rank.held.is_empty())
-                    .map(|rank| {
-                        let mut keys: Vec<u64> =
-                            rank.held.values().map(|held| held.seed_key).collect();
-                        keys.sort_unstable();
-                        (rank.rank, keys)
-                    })
-                    .collect();
-                let _ = reply.send(held);
-            }
             Control::Shutdown { cancel_pending } => {
                 self.shutting_down = true;
                 if cancel_pending {
@@ -514,12 +511,14 @@ impl Coordinator {
         let ranks = self.ranks.len().max(1);
         for index in 0..self.ranks.len() {
             let rank = &mut self.ranks[index];
-            // Tiny tasks get more credit: enough to keep each core busy
-            // for IN_FLIGHT while results and chunks are on the wire.
-            let allowed = rank
-                .capacity
-                .max(rank.workers * self.sizer.tasks_in(IN_FLIGHT, MAX_CREDIT_PER_WORKER));
-            let credit = allowed.saturating_sub(rank.held.len());
+            // Per core, the task it runs and IN_FLIGHT of work to follow:
+            // thousands of tiny tasks, one slow one; two a core until the
+            // first results say how long tasks take.
+            let per_worker = (self.sizer.tasks_in(IN_FLIGHT, MAX_CREDIT_PER_WORKER) + 1)
+                .min(MAX_CREDIT_PER_WORKER);
+            let allowed = rank.workers * per_worker;
+            let mut held = lock(&rank.held);
+            let credit = allowed.saturating_sub(held.len());
             if credit == 0 || self.pending.is_empty() {
                 continue;
             }
@@ -544,7 +543,7 @@ impl Coordinator {
                 }
                 self.counters.started();
                 wire::write_job(&mut out, &job.spec);
-                rank.held.insert(
+                held.insert(
                     job.spec.id,
                     Held {
                         slot: job.slot,
@@ -553,6 +552,7 @@ impl Coordinator {
                 );
                 count += 1;
             }
+            drop(held);
             if count > 0 {
                 // The count, written as 0 after the task id, now known.
                 out.0[8..12].copy_from_slice(&count.to_le_bytes());
@@ -595,26 +595,28 @@ impl Coordinator {
     }
 
     fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
-        let index = self
+        let rank = self
             .ranks
             .iter()
-            .position(|rank| rank.rank == source)
+            .find(|rank| rank.rank == source)
             .ok_or(wire::Malformed)?;
+        let first_worker = rank.first_worker;
+        let held_tasks = Arc::clone(&rank.held);
+        let mut held_tasks = lock(&held_tasks);
         let mut input = Reader::new(bytes);
         let count = input.u32()?;
         let batched = input.u64()?;
         self.counters
             .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
         for _ in 0..count {
-            let rank = &mut self.ranks[index];
-            let (job, result) = wire::read_result(&mut input, rank.first_worker)?;
-            let held = rank.held.remove(&job).ok_or(wire::Malformed)?;
+            let (job, result) = wire::read_result(&mut input, first_worker)?;
+            let held = held_tasks.remove(&job).ok_or(wire::Malformed)?;
             // The task's own time on its worker, not its time in flight
             // (most of which it waits in the rank's queue).
             let busy = duration_of(&result);
             let worker = match &result {
                 Ok(output) => output.worker(),
-                Err(error) => error.worker().unwrap_or(rank.first_worker),
+                Err(error) => error.worker().unwrap_or(first_worker),
             };
             self.counters.completed(worker, busy, &result);
             self.sizer.observe(&result);
@@ -649,9 +651,8 @@ impl Coordinator {
 fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildError> {
     let pool = builder.build()?;
     let root = world.process_at_rank(0);
-    let capacity = pool.workers() * CREDIT_PER_WORKER;
     let mut ready = Writer::default();
-    ready.u64(capacity as u64).u64(pool.workers() as u64);
+    ready.u64(pool.workers() as u64);
     root.send_with_tag(&ready.0[..], wire::READY);
 
     let mut server = Server {
