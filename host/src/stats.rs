@@ -32,7 +32,8 @@ pub struct Stats {
     pub busy: Vec<Duration>,
     /// By worker index: the progress (0.0 to 1.0) the task the worker runs
     /// now last reported (`report_progress` in the guest SDK), if it runs
-    /// one that reported any.
+    /// one that reported any. On a cluster, as the worker's rank last
+    /// passed it on (five times a second while any task reports).
     pub progress: Vec<Option<f64>>,
 }
 

@@ -3,19 +3,22 @@
 //! own binary is the MPI program: the test starts it under `mpirun -n 3`,
 //! where each rank runs only this test, as a rank.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmpool::cluster::{self, Role};
-use wasmpool::{Executor, LoadOptions, Pool, PoolBuilder, Stats, WaitFor, as_completed, wait};
+use wasmpool::{
+    Executor, Input, Limits, LoadOptions, Pool, PoolBuilder, Stats, WaitFor, as_completed, wait,
+};
 
 use crate::mpirun;
 use crate::support::{guest, stderr};
 
-/// In the ranks' environment: the fib and trap-zoo guests' paths (rank 0
-/// loads them; the other ranks get their bytes from it).
+/// In the ranks' environment: the guests' paths (rank 0 loads them; the
+/// other ranks get their bytes from it).
 const FIB: &str = "WASMPOOL_TEST_RANK_FIB";
 const ZOO: &str = "WASMPOOL_TEST_RANK_ZOO";
+const SLOW: &str = "WASMPOOL_TEST_RANK_SLOW";
 
 /// What rank 0 prints when the cluster and the pool agreed.
 const AGREED: &str = "rank 0: the cluster's results are the pool's";
@@ -34,12 +37,23 @@ struct Seen {
     awaited: u64,
     /// How many of a `wait(AllCompleted)` were done.
     waited: usize,
+    /// What a running task reported with `report_progress`, as its handle
+    /// and the stats showed it.
+    progress: (bool, bool),
 }
 
 #[test]
 fn code_written_against_the_executor_trait_runs_on_a_cluster_as_on_a_pool() {
-    if let (Some(fib), Some(zoo)) = (std::env::var_os(FIB), std::env::var_os(ZOO)) {
-        return as_a_rank(Path::new(&fib), Path::new(&zoo));
+    if let (Some(fib), Some(zoo), Some(slow)) = (
+        std::env::var_os(FIB),
+        std::env::var_os(ZOO),
+        std::env::var_os(SLOW),
+    ) {
+        return as_a_rank(&Guests {
+            fib: fib.into(),
+            zoo: zoo.into(),
+            slow: slow.into(),
+        });
     }
     let name = format!(
         "{}::code_written_against_the_executor_trait_runs_on_a_cluster_as_on_a_pool",
@@ -53,6 +67,7 @@ fn code_written_against_the_executor_trait_runs_on_a_cluster_as_on_a_pool() {
         .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(FIB, guest("fib"))
         .env(ZOO, guest("trap-zoo"))
+        .env(SLOW, guest("really-hard-task"))
         .output()
         .expect("run mpirun (apt-get install openmpi-bin)");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -62,8 +77,16 @@ fn code_written_against_the_executor_trait_runs_on_a_cluster_as_on_a_pool() {
     assert_eq!(stdout.matches(AGREED).count(), 1, "{stdout}");
 }
 
+/// The guests the embedding code loads.
+struct Guests {
+    fib: PathBuf,
+    zoo: PathBuf,
+    /// Two seconds long, reporting its progress every half second.
+    slow: PathBuf,
+}
+
 /// One rank of the test's MPI job.
-fn as_a_rank(fib: &Path, zoo: &Path) {
+fn as_a_rank(guests: &Guests) {
     let builder = || -> PoolBuilder {
         Pool::builder()
             .workers(1)
@@ -77,7 +100,7 @@ fn as_a_rank(fib: &Path, zoo: &Path) {
         Role::Coordinator(cluster) => cluster,
     };
     assert_eq!(cluster.workers(), 2, "two worker ranks of one worker each");
-    let (on_cluster, cluster_stats) = embedding(&*cluster, fib, zoo);
+    let (on_cluster, cluster_stats) = embedding(&*cluster, guests);
     // A worker is busy while it runs a task, not while the task waits.
     let lasted = began.elapsed();
     assert!(
@@ -86,7 +109,7 @@ fn as_a_rank(fib: &Path, zoo: &Path) {
         cluster_stats.busy
     );
     let pool = builder().build().unwrap();
-    let (on_pool, pool_stats) = embedding(&pool, fib, zoo);
+    let (on_pool, pool_stats) = embedding(&pool, guests);
     assert_eq!(on_cluster, on_pool);
     assert_eq!(cluster_stats.finished, pool_stats.finished);
     assert_eq!(cluster_stats.failed, pool_stats.failed);
@@ -97,9 +120,16 @@ fn as_a_rank(fib: &Path, zoo: &Path) {
 }
 
 /// What an embedding program writes once, for a pool or a cluster.
-fn embedding(executor: &impl Executor, fib: &Path, zoo: &Path) -> (Seen, Stats) {
-    let fib = executor.load_with(fib, &LoadOptions::new()).unwrap();
-    let zoo = executor.load_with(zoo, &LoadOptions::new()).unwrap();
+fn embedding(executor: &impl Executor, guests: &Guests) -> (Seen, Stats) {
+    let fib = executor
+        .load_with(&guests.fib, &LoadOptions::new())
+        .unwrap();
+    let zoo = executor
+        .load_with(&guests.zoo, &LoadOptions::new())
+        .unwrap();
+    let slow = executor
+        .load_with(&guests.slow, &LoadOptions::new())
+        .unwrap();
 
     // Faults among many tiny tasks each fail alone, batched or not.
     let inputs: Vec<&str> = (0..1000)
@@ -151,6 +181,22 @@ fn embedding(executor: &impl Executor, fib: &Path, zoo: &Path) -> (Seen, Stats) 
     let handles = (1..=5).map(|n| executor.submit_input(&fib, n.to_string().into()).unwrap());
     let waited = wait(handles, WaitFor::AllCompleted).done.len();
 
+    // A long task's progress shows on its handle and in the stats while it
+    // runs (on a cluster, as its rank passes it on).
+    let long = Input::new("1").limits(Limits::new().timeout(Duration::from_secs(60)));
+    let handle = executor.submit_input(&slow, long).unwrap();
+    let mut progress = (false, false);
+    while !handle.is_finished() {
+        if handle.progress().is_some() {
+            let stats = executor.stats();
+            progress = (true, stats.progress.iter().any(Option::is_some));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    handle.wait().unwrap();
+    assert_eq!(progress, (true, true), "progress while the task ran");
+
     assert!(
         executor.held().is_empty(),
         "nothing is held once all is done"
@@ -161,6 +207,7 @@ fn embedding(executor: &impl Executor, fib: &Path, zoo: &Path) -> (Seen, Stats) 
         completed: completed.into_iter().map(|(_, value)| value).collect(),
         awaited,
         waited,
+        progress,
     };
     (seen, executor.stats())
 }

@@ -34,7 +34,7 @@ use mpi::topology::{Communicator, Process, SimpleCommunicator};
 use crate::completions::{Completions, Listener};
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError, TaskError};
 use crate::executor::Executor;
-use crate::handle::{Slot, TaskHandle};
+use crate::handle::{ProgressBoard, Slot, TaskHandle};
 use crate::input::Input;
 use crate::limits::Limits;
 use crate::lock;
@@ -58,6 +58,10 @@ const IN_FLIGHT: Duration = Duration::from_millis(2);
 
 /// Most tasks in one `WORK` message.
 const MAX_CHUNK: usize = 256;
+
+/// How often a worker rank tells rank 0 the progress its running tasks
+/// report, while any do: as often as a progress bar is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// How long an idle loop waits for something to do before it polls MPI
 /// again.
@@ -128,6 +132,8 @@ pub struct Cluster {
     next_task: AtomicU64,
     next_job: AtomicU64,
     counters: Arc<Counters>,
+    /// What the ranks last said their workers' running tasks reported.
+    progress: Arc<ProgressBoard>,
     workers: usize,
     window: usize,
     limits: Limits,
@@ -209,6 +215,7 @@ impl Cluster {
             workers += rank.workers;
         }
         let counters = Arc::new(Counters::new(workers));
+        let progress = Arc::new(ProgressBoard::new(workers));
         let (control, orders) = crossbeam_channel::unbounded();
         let held = ranks
             .iter()
@@ -216,9 +223,10 @@ impl Cluster {
             .collect();
         let thread = {
             let counters = Arc::clone(&counters);
+            let progress = Arc::clone(&progress);
             std::thread::Builder::new()
                 .name("wasmpool-mpi".to_string())
-                .spawn(move || Coordinator::new(ranks, counters).run(&orders))
+                .spawn(move || Coordinator::new(ranks, counters, progress).run(&orders))
                 .map_err(|error| BuildError::new(format!("cannot start the MPI thread: {error}")))?
         };
         Ok(Cluster {
@@ -230,9 +238,9 @@ impl Cluster {
             next_task: AtomicU64::new(0),
             next_job: AtomicU64::new(0),
             counters,
+            progress,
             workers,
-            // Room for the ranks' largest credit (for tiny tasks), which is
-            // 16 times their least.
+            // Room for the ranks' largest credit (for tiny tasks).
             window: window_hint.unwrap_or(workers * MAX_CREDIT_PER_WORKER),
             limits,
             _universe: universe,
@@ -292,7 +300,9 @@ impl Executor for Cluster {
     }
 
     fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        let mut stats = self.counters.snapshot();
+        stats.progress = self.progress.snapshot();
+        stats
     }
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {
@@ -430,19 +440,21 @@ struct Coordinator {
     pending: VecDeque<Job>,
     loads: HashMap<u64, LoadWait>,
     counters: Arc<Counters>,
+    progress: Arc<ProgressBoard>,
     shutting_down: bool,
     /// How long tasks take, for the ranks' credit.
     sizer: RunSizer,
 }
 
 impl Coordinator {
-    fn new(ranks: Vec<Rank>, counters: Arc<Counters>) -> Coordinator {
+    fn new(ranks: Vec<Rank>, counters: Arc<Counters>, progress: Arc<ProgressBoard>) -> Coordinator {
         Coordinator {
             world: SimpleCommunicator::world(),
             ranks,
             pending: VecDeque::new(),
             loads: HashMap::new(),
             counters,
+            progress,
             shutting_down: false,
             sizer: RunSizer::default(),
         }
@@ -581,6 +593,7 @@ impl Coordinator {
             let source = status.source_rank();
             let handled = match status.tag() {
                 wire::RESULTS => self.results(source, &bytes),
+                wire::PROGRESS => self.progress(source, &bytes),
                 wire::LOADED => self.loaded(&bytes),
                 _ => Err(wire::Malformed),
             };
@@ -621,6 +634,31 @@ impl Coordinator {
             self.counters.completed(worker, busy, &result);
             self.sizer.observe(&result);
             held.slot.finish(result);
+        }
+        Ok(())
+    }
+
+    /// Shows what a rank's running tasks reported, on their handles and in
+    /// the cluster's stats.
+    fn progress(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let rank = self
+            .ranks
+            .iter()
+            .find(|rank| rank.rank == source)
+            .ok_or(wire::Malformed)?;
+        let reported = wire::read_progress(bytes)?;
+        for (offset, fraction) in reported.workers.iter().take(rank.workers).enumerate() {
+            match fraction {
+                Some(fraction) => self.progress.set(rank.first_worker + offset, *fraction),
+                None => self.progress.clear(rank.first_worker + offset),
+            }
+        }
+        let held = lock(&rank.held);
+        // A job that finished since its rank wrote this has no place left.
+        for (job, fraction) in reported.jobs {
+            if let Some(held) = held.get(&job) {
+                held.slot.set_progress(fraction);
+            }
         }
         Ok(())
     }
@@ -667,9 +705,22 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
     };
     let mut finished = VecDeque::new();
     let mut batched_reported = 0;
+    let mut progress_told = Instant::now();
+    let mut progress_shown = false;
     loop {
         if server.running.is_empty() && server.stopping {
             break;
+        }
+        if progress_told.elapsed() >= PROGRESS_EVERY {
+            progress_told = Instant::now();
+            let progress = server.progress();
+            let showing = progress.workers.iter().any(Option::is_some);
+            // Once more after the last report ends, to clear it.
+            if showing || progress_shown {
+                let message = wire::progress(&progress);
+                send_while(&root, &message, wire::PROGRESS, || server.receive());
+            }
+            progress_shown = showing;
         }
         if server.receive() {
             continue;
@@ -801,6 +852,20 @@ impl Server<'_> {
                 .insert(tag, handle.map_err(|_| wire::Malformed)?);
         }
         Ok(())
+    }
+}
+
+impl Server<'_> {
+    /// What this rank's running tasks last reported.
+    fn progress(&self) -> wire::Progress {
+        wire::Progress {
+            workers: self.pool.stats().progress,
+            jobs: self
+                .running
+                .iter()
+                .filter_map(|(&tag, handle)| Some((tag as u64, handle.progress()?)))
+                .collect(),
+        }
     }
 }
 

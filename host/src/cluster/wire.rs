@@ -17,6 +17,7 @@ pub(crate) const LOADED: i32 = 3;
 pub(crate) const WORK: i32 = 4;
 pub(crate) const RESULTS: i32 = 5;
 pub(crate) const STOP: i32 = 6;
+pub(crate) const PROGRESS: i32 = 7;
 
 /// A message that does not parse: a wasmpool of another version on some
 /// rank, or a bug.
@@ -188,6 +189,40 @@ pub(crate) fn read_load(bytes: &[u8]) -> Result<Load<'_>, Malformed> {
     })
 }
 
+/// What a rank's running tasks reported with `report_progress`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Progress {
+    /// By worker of the rank: its running task's last report.
+    pub(crate) workers: Vec<Option<f64>>,
+    /// By job id, for the jobs with a report.
+    pub(crate) jobs: Vec<(u64, f64)>,
+}
+
+/// `PROGRESS`: a rank's [`Progress`].
+pub(crate) fn progress(progress: &Progress) -> Vec<u8> {
+    let mut out = Writer::default();
+    out.u32(progress.workers.len() as u32);
+    for fraction in &progress.workers {
+        out.opt_u64(fraction.map(f64::to_bits));
+    }
+    out.u32(progress.jobs.len() as u32);
+    for (job, fraction) in &progress.jobs {
+        out.u64(*job).u64(fraction.to_bits());
+    }
+    out.0
+}
+
+pub(crate) fn read_progress(bytes: &[u8]) -> Result<Progress, Malformed> {
+    let mut input = Reader::new(bytes);
+    let workers = (0..input.u32()?)
+        .map(|_| Ok(input.opt_u64()?.map(f64::from_bits)))
+        .collect::<Result<_, Malformed>>()?;
+    let jobs = (0..input.u32()?)
+        .map(|_| Ok((input.u64()?, f64::from_bits(input.u64()?))))
+        .collect::<Result<_, Malformed>>()?;
+    Ok(Progress { workers, jobs })
+}
+
 /// One job of a `WORK` chunk.
 pub(crate) struct JobSpec {
     pub(crate) id: u64,
@@ -342,4 +377,19 @@ pub(crate) fn read_result(
         }
     };
     Ok((job, result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_crosses_as_it_was() {
+        let sent = Progress {
+            workers: vec![None, Some(0.25), Some(1.0)],
+            jobs: vec![(7, 0.25), (u64::MAX, 1.0)],
+        };
+        assert_eq!(read_progress(&progress(&sent)).unwrap(), sent);
+        assert!(read_progress(&progress(&sent)[..10]).is_err());
+    }
 }
