@@ -607,12 +607,16 @@ impl Coordinator {
         got
     }
 
-    fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
-        let rank = self
-            .ranks
+    /// The worker rank `source`: a message from any other is malformed.
+    fn rank(&self, source: i32) -> Result<&Rank, wire::Malformed> {
+        self.ranks
             .iter()
             .find(|rank| rank.rank == source)
-            .ok_or(wire::Malformed)?;
+            .ok_or(wire::Malformed)
+    }
+
+    fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let rank = self.rank(source)?;
         let first_worker = rank.first_worker;
         let held_tasks = Arc::clone(&rank.held);
         let mut held_tasks = lock(&held_tasks);
@@ -640,12 +644,8 @@ impl Coordinator {
 
     /// Shows what a rank's running tasks reported, on their handles and in
     /// the cluster's stats.
-    fn progress(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
-        let rank = self
-            .ranks
-            .iter()
-            .find(|rank| rank.rank == source)
-            .ok_or(wire::Malformed)?;
+    fn progress(&self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
+        let rank = self.rank(source)?;
         let reported = wire::read_progress(bytes)?;
         for (offset, fraction) in reported.workers.iter().take(rank.workers).enumerate() {
             match fraction {
