@@ -487,6 +487,21 @@ impl Coordinator {
                 .process_at_rank(rank.rank)
                 .send_with_tag(&[0u8][..], wire::STOP);
         }
+        // A rank may still be sending (a progress report, which nothing
+        // waits for): take in what comes until each says it has stopped,
+        // so that no send waits for ever on a rank that left.
+        let mut running = self.ranks.len();
+        while running > 0 {
+            match self.world.any_process().immediate_matched_probe() {
+                Some((message, status)) => {
+                    let _ = (message, status).matched_receive_vec::<u8>();
+                    if status.tag() == wire::STOPPED {
+                        running -= 1;
+                    }
+                }
+                None => std::thread::sleep(POLL),
+            }
+        }
     }
 
     fn take(&mut self, order: Control) {
@@ -709,6 +724,8 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
     let mut progress_shown = false;
     loop {
         if server.running.is_empty() && server.stopping {
+            // Whatever this rank sent has been taken in: rank 0 may go.
+            send_while(&root, &[0u8][..], wire::STOPPED, || server.receive());
             break;
         }
         if progress_told.elapsed() >= PROGRESS_EVERY {

@@ -18,6 +18,7 @@ pub(crate) const WORK: i32 = 4;
 pub(crate) const RESULTS: i32 = 5;
 pub(crate) const STOP: i32 = 6;
 pub(crate) const PROGRESS: i32 = 7;
+pub(crate) const STOPPED: i32 = 8;
 
 /// A message that does not parse: a wasmpool of another version on some
 /// rank, or a bug.
