@@ -870,9 +870,7 @@ impl Server<'_> {
         }
         Ok(())
     }
-}
 
-impl Server<'_> {
     /// What this rank's running tasks last reported.
     fn progress(&self) -> wire::Progress {
         wire::Progress {
