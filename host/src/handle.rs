@@ -83,7 +83,10 @@ pub(crate) struct Slot {
 struct Inner {
     result: Option<TaskResult>,
     waker: Option<Waker>,
-    listeners: Vec<Listener>,
+    /// Most tasks have one listener (their map's): kept inline, so that a
+    /// slot costs no second allocation.
+    listener: Option<Listener>,
+    more_listeners: Vec<Listener>,
     /// Threads blocked in `take`: only they need the condition variable,
     /// whose wake-up is a system call even when nobody waits.
     waiting: usize,
@@ -97,7 +100,7 @@ impl Slot {
             cancel_requested: AtomicBool::new(false),
             progress: AtomicU64::new(NO_PROGRESS),
             inner: Mutex::new(Inner {
-                listeners: listener.into_iter().collect(),
+                listener,
                 ..Inner::default()
             }),
             finished: Condvar::new(),
@@ -133,25 +136,28 @@ impl Slot {
 
     /// Stores the result of a claimed task and wakes whoever waits for it.
     pub(crate) fn finish(&self, result: TaskResult) {
-        let (waker, listeners, waiting) = {
+        let mut announce = Announce::default();
+        self.finish_announcing(result, &mut announce);
+    }
+
+    /// [`finish`](Slot::finish), with the completion announced to
+    /// listeners when `announce` is dropped, together with the others it
+    /// holds: one lock of a map's completion list for a batch of results.
+    pub(crate) fn finish_announcing(&self, result: TaskResult, announce: &mut Announce) {
+        let (waker, waiting) = {
             let mut inner = self.lock();
             inner.result = Some(result);
             // Under the lock: whoever sees FINISHED finds the result there.
             self.state.store(FINISHED, Ordering::Release);
-            (
-                inner.waker.take(),
-                std::mem::take(&mut inner.listeners),
-                inner.waiting > 0,
-            )
+            announce.0.extend(inner.listener.take());
+            announce.0.append(&mut inner.more_listeners);
+            (inner.waker.take(), inner.waiting > 0)
         };
         if waiting {
             self.finished.notify_all();
         }
         if let Some(waker) = waker {
             waker.wake();
-        }
-        for (completions, tag) in listeners {
-            completions.push(tag);
         }
     }
 
@@ -161,8 +167,10 @@ impl Slot {
         if self.state.load(Ordering::Acquire) == FINISHED {
             drop(inner);
             listener.0.push(listener.1);
+        } else if inner.listener.is_none() {
+            inner.listener = Some(listener);
         } else {
-            inner.listeners.push(listener);
+            inner.more_listeners.push(listener);
         }
     }
 
@@ -208,6 +216,28 @@ impl Slot {
                 }
             };
             inner.waiting -= 1;
+        }
+    }
+}
+
+/// Completions to announce to their listeners, at the latest when this is
+/// dropped; those of the same list (a map's, one per task of a batch of
+/// results) go in one lock.
+#[derive(Default)]
+pub(crate) struct Announce(Vec<Listener>);
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        let mut listeners = self.0.drain(..).peekable();
+        let mut tags = Vec::new();
+        while let Some((completions, tag)) = listeners.next() {
+            tags.push(tag);
+            let same_next = listeners
+                .peek()
+                .is_some_and(|(next, _)| Arc::ptr_eq(next, &completions));
+            if !same_next {
+                completions.push_all(&mut tags);
+            }
         }
     }
 }
@@ -306,5 +336,59 @@ impl fmt::Debug for TaskHandle {
             .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::completions::Completions;
+
+    #[test]
+    fn completions_finished_together_are_announced_together() {
+        let completions = Completions::new();
+        let other = Completions::new();
+        let slots = [
+            Slot::new(0, Some((Arc::clone(&completions), 10))),
+            Slot::new(1, Some((Arc::clone(&other), 11))),
+            Slot::new(2, Some((Arc::clone(&completions), 12))),
+        ];
+        let mut announce = Announce::default();
+        for slot in &slots {
+            assert!(slot.start());
+            slot.finish_announcing(Err(TaskError::cancelled()), &mut announce);
+        }
+        // Finished, and not yet announced.
+        assert!(
+            slots
+                .iter()
+                .all(|slot| slot.state.load(Ordering::Acquire) == FINISHED)
+        );
+        let mut heard = VecDeque::new();
+        let soon = Instant::now() + Duration::from_millis(1);
+        assert!(!completions.gather(1, Some(soon), &mut heard));
+        drop(announce);
+        assert!(completions.gather(2, None, &mut heard));
+        assert_eq!(heard, [10, 12]);
+        heard.clear();
+        assert!(other.gather(1, None, &mut heard));
+        assert_eq!(heard, [11]);
+    }
+
+    #[test]
+    fn a_second_listener_hears_too() {
+        let first = Completions::new();
+        let second = Completions::new();
+        let slot = Slot::new(0, Some((Arc::clone(&first), 1)));
+        slot.listen((Arc::clone(&second), 2));
+        assert!(slot.start());
+        slot.finish(Err(TaskError::cancelled()));
+        let mut heard = VecDeque::new();
+        assert!(first.gather(1, None, &mut heard));
+        assert!(second.gather(1, None, &mut heard));
+        assert_eq!(heard, [1, 2]);
     }
 }

@@ -57,6 +57,7 @@ mod error;
 mod execute;
 mod executor;
 mod handle;
+mod ids;
 mod input;
 mod inspect;
 mod limits;

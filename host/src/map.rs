@@ -1,7 +1,7 @@
 //! `map` and `map_unordered`: run a task over an iterator of inputs with a
 //! bounded number in flight, reading inputs only as results are consumed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use crate::completions::{Completions, Listener};
 use crate::error::SubmitError;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
+use crate::ids::IdMap;
 use crate::input::Input;
 use crate::task::{Task, TaskResult, duration_of};
 
@@ -90,7 +91,7 @@ struct Window<'p, I> {
     inputs: I,
     next_index: usize,
     limit: usize,
-    in_flight: HashMap<usize, TaskHandle>,
+    in_flight: IdMap<usize, TaskHandle>,
     /// Inputs the pool refused because it was shut down.
     refused: Vec<usize>,
     completions: Arc<Completions>,
@@ -114,7 +115,7 @@ where
             inputs,
             next_index: 0,
             limit,
-            in_flight: HashMap::with_capacity(limit),
+            in_flight: IdMap::with_capacity_and_hasher(limit, Default::default()),
             refused: Vec::new(),
             completions: Completions::new(),
             finished: VecDeque::new(),

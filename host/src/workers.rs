@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
 use crate::error::{ErrorKind, TaskError};
-use crate::handle::Slot;
+use crate::handle::{Announce, Slot};
 use crate::lock;
 use crate::stats::{Counters, Stats};
 use crate::task::{TaskResult, duration_of};
@@ -178,7 +178,16 @@ fn run_claimed(index: usize, item: &Item, work: &mut dyn Work, counters: &Counte
         catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
             .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
     });
-    finish(index, item, &span, result, started.elapsed(), counters);
+    let busy = started.elapsed();
+    finish(
+        index,
+        item,
+        &span,
+        result,
+        busy,
+        &mut Announce::default(),
+        counters,
+    );
 }
 
 /// The tasks of a job run as one where the work can: claimed together,
@@ -205,9 +214,12 @@ fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Cou
         }
         let ran = results.len();
         counters.batched(ran);
+        // Came back together: their map hears of them together.
+        let mut announce = Announce::default();
         for (&item, result) in rest.iter().zip(results) {
             let busy = duration_of(&result);
-            finish(index, item, &task_span(index, item), result, busy, counters);
+            let span = task_span(index, item);
+            finish(index, item, &span, result, busy, &mut announce, counters);
         }
         rest = &rest[ran..];
     }
@@ -226,18 +238,21 @@ fn task_span(index: usize, item: &Item) -> tracing::Span {
     )
 }
 
-/// Counts a task's end and hands its result to whoever waits.
+/// Counts a task's end (its result, and how long the worker was busy with
+/// it) and hands its result to whoever waits; its listeners hear of it
+/// through `announce`.
 fn finish(
     index: usize,
     item: &Item,
     span: &tracing::Span,
     result: TaskResult,
     busy: std::time::Duration,
+    announce: &mut Announce,
     counters: &Counters,
 ) {
     record_outcome(span, &result);
     counters.completed(index, busy, &result);
-    item.slot.finish(result);
+    item.slot.finish_announcing(result, announce);
 }
 
 /// Puts how the task ended on its span, for an embedder's tracing set-up.

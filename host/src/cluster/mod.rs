@@ -34,7 +34,8 @@ use mpi::topology::{Communicator, Process, SimpleCommunicator};
 use crate::completions::{Completions, Listener};
 use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError, TaskError};
 use crate::executor::Executor;
-use crate::handle::{ProgressBoard, Slot, TaskHandle};
+use crate::handle::{Announce, ProgressBoard, Slot, TaskHandle};
+use crate::ids::IdMap;
 use crate::input::Input;
 use crate::limits::Limits;
 use crate::lock;
@@ -163,7 +164,7 @@ struct Job {
 
 /// The tasks a worker rank holds, by job id. The MPI thread locks it once
 /// per chunk sent and once per batch of results.
-type HeldTasks = Arc<Mutex<HashMap<u64, Held>>>;
+type HeldTasks = Arc<Mutex<IdMap<u64, Held>>>;
 
 /// A load waiting for every rank's answer: whom to tell, how many ranks
 /// have not answered, the first error.
@@ -640,6 +641,8 @@ impl Coordinator {
         let batched = input.u64()?;
         self.counters
             .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
+        // The map hears of the whole message at once.
+        let mut announce = Announce::default();
         for _ in 0..count {
             let (job, result) = wire::read_result(&mut input, first_worker)?;
             let held = held_tasks.remove(&job).ok_or(wire::Malformed)?;
@@ -652,7 +655,7 @@ impl Coordinator {
             };
             self.counters.completed(worker, busy, &result);
             self.sizer.observe(&result);
-            held.slot.finish(result);
+            held.slot.finish_announcing(result, &mut announce);
         }
         Ok(())
     }
@@ -713,7 +716,7 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         pool: &pool,
         tasks: HashMap::new(),
         completions: Completions::new(),
-        running: HashMap::new(),
+        running: IdMap::default(),
         stopping: false,
         sizer: RunSizer::default(),
         handles: Vec::new(),
@@ -803,7 +806,7 @@ struct Server<'r> {
     tasks: HashMap<u64, Task>,
     completions: Arc<Completions>,
     /// By job id, which is also the completion tag.
-    running: HashMap<usize, TaskHandle>,
+    running: IdMap<usize, TaskHandle>,
     stopping: bool,
     sizer: RunSizer,
     handles: Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
