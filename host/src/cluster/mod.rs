@@ -470,8 +470,13 @@ impl Coordinator {
             }
             busy |= self.dispatch();
             busy |= self.receive();
-            let held: usize = self.ranks.iter().map(|rank| lock(&rank.held).len()).sum();
-            if self.shutting_down && self.pending.is_empty() && held == 0 && self.loads.is_empty() {
+            // Each rank's held tasks are locked only once there is nothing
+            // else to wait for.
+            if self.shutting_down
+                && self.pending.is_empty()
+                && self.loads.is_empty()
+                && self.ranks.iter().all(|rank| lock(&rank.held).is_empty())
+            {
                 break;
             }
             if !busy {
