@@ -1,6 +1,10 @@
 //! Cluster mode side by side with `mpi4py.futures.MPIPoolExecutor` (the
 //! baseline in `../shared/bench/mpi4py_baseline.py`): 10,000 trivial tasks
 //! on 3 ranks (1 coordinator, 2 workers), both measured in the same run.
+//! wasmpool is timed two ways: the CLI (`wasmpool run --mpi`, inputs read
+//! from a file and JSON records written), and the library's
+//! `Cluster::map` collecting results in memory, which is what the baseline
+//! times of mpi4py.
 //!
 //! Needs OpenMPI and, for the baseline, `pip install mpi4py`. Run from the
 //! repository root:
@@ -25,7 +29,14 @@ const TASKS: usize = 10_000;
 const RANKS: u32 = 3;
 const RUNS: usize = 3;
 
+/// In the ranks' environment when this binary runs as the MPI program of
+/// the library row: the trivial guest's path.
+const RANK_TASK: &str = "WASMPOOL_BENCH_RANK_TASK";
+
 fn main() {
+    if let Some(task) = std::env::var_os(RANK_TASK) {
+        return library_rank(task.as_ref());
+    }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cluster");
     std::fs::create_dir_all(&dir).unwrap();
     let inputs = dir.join("trivial.jsonl");
@@ -37,6 +48,7 @@ fn main() {
     // Stateless tasks may share an instance, as mpi4py's chunks share a
     // process.
     let reused = wasmpool_rate(&dir, &inputs, &task, &["--reuse-instances", "1000"]);
+    let library = library_rate(&task);
 
     println!("| case | wasmpool on MPI | mpi4py.futures | ratio | target | met |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -63,10 +75,20 @@ fn main() {
     if let Some((chunksize, rate)) = best_python {
         row(
             &format!(
-                "{TASKS} trivial tasks, 3 ranks, --reuse-instances 1000 vs mpi4py's best \
+                "{TASKS} trivial tasks, 3 ranks, CLI, --reuse-instances 1000 vs mpi4py's best \
                  chunksize ({chunksize})"
             ),
             reused,
+            rate,
+            "> 1x",
+            1.0 + f64::EPSILON,
+        );
+        row(
+            &format!(
+                "{TASKS} trivial tasks, 3 ranks, `Cluster::map` in memory, reused instances \
+                 vs mpi4py's best chunksize ({chunksize})"
+            ),
+            library,
             rate,
             "> 1x",
             1.0 + f64::EPSILON,
@@ -148,4 +170,53 @@ fn mpi4py_rate(chunksize: usize) -> Option<f64> {
         best = Some(best.map_or(rate, |best: f64| best.max(rate)));
     }
     best
+}
+
+/// The library's `map` on a cluster, timed as mpi4py's baseline times its
+/// `map`: the task loaded and the ranks warmed up first, results collected
+/// in memory, no file read or written. This binary is the MPI program:
+/// mpirun starts it on every rank with [`RANK_TASK`] set.
+fn library_rate(task: &Path) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..RUNS {
+        let output = mpirun()
+            .arg(std::env::current_exe().unwrap())
+            .env(RANK_TASK, task)
+            .output()
+            .expect("run mpirun");
+        assert!(output.status.success(), "{}", support::stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let seconds: f64 = stdout
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("seconds="))
+            .expect("rank 0 prints seconds=")
+            .parse()
+            .unwrap();
+        best = best.min(seconds);
+    }
+    let rate = TASKS as f64 / best;
+    eprintln!("wasmpool Cluster::map, reused instances: {rate:.0} tasks/s ({best:.4} s)");
+    rate
+}
+
+/// One rank of the library row's MPI job.
+fn library_rank(task: &Path) {
+    use wasmpool::cluster::{self, Role};
+    use wasmpool::{Executor, LoadOptions, Pool};
+    let builder = Pool::builder().reuse_instances(1000);
+    let Role::Coordinator(cluster) = cluster::start(builder).expect("MPI starts") else {
+        return;
+    };
+    let task = cluster
+        .load_with(task, &LoadOptions::new())
+        .expect("load the task");
+    let inputs: Vec<String> = (0..TASKS).map(|n| n.to_string()).collect();
+    for result in cluster.map(&task, inputs.iter().take(100)) {
+        result.unwrap();
+    }
+    let started = Instant::now();
+    let results: Vec<_> = cluster.map(&task, &inputs).collect();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(results.iter().all(Result::is_ok));
+    println!("seconds={seconds}");
 }
