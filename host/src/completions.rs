@@ -41,10 +41,10 @@ impl Completions {
         }
     }
 
-    /// Announces the tasks tagged `tags` (emptied) in one lock.
-    pub(crate) fn push_all(&self, tags: &mut Vec<usize>) {
+    /// Announces the tasks tagged `tags` in one lock.
+    pub(crate) fn push_all(&self, tags: impl Iterator<Item = usize>) {
         let mut ready = self.lock();
-        ready.append(tags);
+        ready.extend(tags);
         if ready.len() >= self.wanted.load(Ordering::Relaxed) {
             self.arrived.notify_one();
         }

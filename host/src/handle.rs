@@ -136,22 +136,34 @@ impl Slot {
 
     /// Stores the result of a claimed task and wakes whoever waits for it.
     pub(crate) fn finish(&self, result: TaskResult) {
-        let mut announce = Announce::default();
-        self.finish_announcing(result, &mut announce);
+        let (first, more) = self.settle(result);
+        for (completions, tag) in first.into_iter().chain(more) {
+            completions.push(tag);
+        }
     }
 
     /// [`finish`](Slot::finish), with the completion announced to
     /// listeners when `announce` is dropped, together with the others it
     /// holds: one lock of a map's completion list for a batch of results.
     pub(crate) fn finish_announcing(&self, result: TaskResult, announce: &mut Announce) {
-        let (waker, waiting) = {
+        let (first, more) = self.settle(result);
+        announce.0.extend(first);
+        announce.0.extend(more);
+    }
+
+    /// Stores the result, wakes a waiting thread or future, and hands back
+    /// the listeners still to hear of it.
+    fn settle(&self, result: TaskResult) -> (Option<Listener>, Vec<Listener>) {
+        let (waker, waiting, listeners) = {
             let mut inner = self.lock();
             inner.result = Some(result);
             // Under the lock: whoever sees FINISHED finds the result there.
             self.state.store(FINISHED, Ordering::Release);
-            announce.0.extend(inner.listener.take());
-            announce.0.append(&mut inner.more_listeners);
-            (inner.waker.take(), inner.waiting > 0)
+            let listeners = (
+                inner.listener.take(),
+                std::mem::take(&mut inner.more_listeners),
+            );
+            (inner.waker.take(), inner.waiting > 0, listeners)
         };
         if waiting {
             self.finished.notify_all();
@@ -159,6 +171,7 @@ impl Slot {
         if let Some(waker) = waker {
             waker.wake();
         }
+        listeners
     }
 
     /// Announces the completion on `listener`, now if it already happened.
@@ -228,16 +241,14 @@ pub(crate) struct Announce(Vec<Listener>);
 
 impl Drop for Announce {
     fn drop(&mut self) {
-        let mut listeners = self.0.drain(..).peekable();
-        let mut tags = Vec::new();
-        while let Some((completions, tag)) = listeners.next() {
-            tags.push(tag);
-            let same_next = listeners
-                .peek()
-                .is_some_and(|(next, _)| Arc::ptr_eq(next, &completions));
-            if !same_next {
-                completions.push_all(&mut tags);
-            }
+        let mut rest = &self.0[..];
+        while let Some((completions, _)) = rest.first() {
+            let same = rest
+                .iter()
+                .take_while(|(other, _)| Arc::ptr_eq(other, completions))
+                .count();
+            completions.push_all(rest[..same].iter().map(|(_, tag)| *tag));
+            rest = &rest[same..];
         }
     }
 }

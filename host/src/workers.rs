@@ -178,14 +178,13 @@ fn run_claimed(index: usize, item: &Item, work: &mut dyn Work, counters: &Counte
         catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
             .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
     });
-    let busy = started.elapsed();
     finish(
         index,
         item,
         &span,
         result,
-        busy,
-        &mut Announce::default(),
+        started.elapsed(),
+        None,
         counters,
     );
 }
@@ -219,7 +218,8 @@ fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Cou
         for (&item, result) in rest.iter().zip(results) {
             let busy = duration_of(&result);
             let span = task_span(index, item);
-            finish(index, item, &span, result, busy, &mut announce, counters);
+            let announce = Some(&mut announce);
+            finish(index, item, &span, result, busy, announce, counters);
         }
         rest = &rest[ran..];
     }
@@ -240,19 +240,22 @@ fn task_span(index: usize, item: &Item) -> tracing::Span {
 
 /// Counts a task's end (its result, and how long the worker was busy with
 /// it) and hands its result to whoever waits; its listeners hear of it
-/// through `announce`.
+/// at once, or through `announce` with the others of its batch.
 fn finish(
     index: usize,
     item: &Item,
     span: &tracing::Span,
     result: TaskResult,
     busy: std::time::Duration,
-    announce: &mut Announce,
+    announce: Option<&mut Announce>,
     counters: &Counters,
 ) {
     record_outcome(span, &result);
     counters.completed(index, busy, &result);
-    item.slot.finish_announcing(result, announce);
+    match announce {
+        Some(announce) => item.slot.finish_announcing(result, announce),
+        None => item.slot.finish(result),
+    }
 }
 
 /// Puts how the task ended on its span, for an embedder's tracing set-up.
