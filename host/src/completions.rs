@@ -41,15 +41,6 @@ impl Completions {
         }
     }
 
-    /// Announces the tasks tagged `tags` in one lock.
-    pub(crate) fn push_all(&self, tags: impl Iterator<Item = usize>) {
-        let mut ready = self.lock();
-        ready.extend(tags);
-        if ready.len() >= self.wanted.load(Ordering::Relaxed) {
-            self.arrived.notify_one();
-        }
-    }
-
     /// Moves finished tags into `into`: waits until at least one is ready
     /// (or `deadline` passes: then returns false), and then up to
     /// [`LINGER`] more (never past `deadline`) until `batch` are. `batch` must not exceed the number

@@ -174,6 +174,8 @@ struct Batch {
     /// instance took to make (the first input's share).
     running: Option<Metrics>,
     results: Vec<TaskResult>,
+    /// The run's, which a cancellation sets.
+    slot: Arc<Slot>,
     stdout: CapturePipe,
     stderr: CapturePipe,
     settings: Arc<Settings>,
@@ -190,7 +192,6 @@ struct Batch {
 struct Waiting {
     input: Vec<u8>,
     seed_key: u64,
-    slot: Arc<Slot>,
 }
 
 impl WasiView for TaskState {
@@ -224,7 +225,7 @@ impl bindings::wasmpool::task::host::Host for TaskState {
         }
         let next = loop {
             let next = batch.waiting.pop_front()?;
-            if !next.slot.is_cancel_requested() && !batch.settings.abort.load(Ordering::Relaxed) {
+            if !batch.slot.is_cancel_requested() && !batch.settings.abort.load(Ordering::Relaxed) {
                 break next;
             }
             let cancelled = ran(TaskError::cancelled(), Metrics::default(), batch.worker);
@@ -234,7 +235,7 @@ impl bindings::wasmpool::task::host::Host for TaskState {
         // instance's making, if it was made for the call, is its.
         let started = batch.started.take().unwrap_or_else(Instant::now);
         let watch = Watch::new(
-            next.slot,
+            Arc::clone(&batch.slot),
             &batch.settings,
             batch.worker,
             batch.timeout,
@@ -401,8 +402,12 @@ pub(crate) fn run(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskR
 /// worker's kept instance (or a new one): one result per task it ran, in
 /// order; none if the program has no `run-batch` or no instance could be
 /// made, and then the caller runs the first alone (which reports why).
-pub(crate) fn run_batch(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResult> {
-    drive(run_batch_async(attempt, items))
+pub(crate) fn run_batch(
+    attempt: &Attempt<'_>,
+    items: &[Item],
+    slot: &Arc<Slot>,
+) -> Vec<TaskResult> {
+    drive(run_batch_async(attempt, items, slot))
 }
 
 /// Runs a future on this worker's runtime. Most runs finish in their first
@@ -507,19 +512,23 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> Task
     finished(result, stdout, stderr, metrics, placement.worker)
 }
 
-async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResult> {
+async fn run_batch_async(
+    attempt: &Attempt<'_>,
+    items: &[Item],
+    slot: &Arc<Slot>,
+) -> Vec<TaskResult> {
     let Attempt {
         program,
         settings,
         limits,
         placement,
     } = *attempt;
-    let Some(first) = items.first() else {
+    if items.is_empty() {
         return Vec::new();
-    };
+    }
     let started = Instant::now();
     let watch = Watch::new(
-        Arc::clone(&first.slot),
+        Arc::clone(slot),
         settings,
         placement.worker,
         limits.timeout,
@@ -550,9 +559,9 @@ async fn run_batch_async(attempt: &Attempt<'_>, items: &[&Item]) -> Vec<TaskResu
             .map(|item| Waiting {
                 input: item.input.clone(),
                 seed_key: item.seed_key,
-                slot: Arc::clone(&item.slot),
             })
             .collect(),
+        slot: Arc::clone(slot),
         running: None,
         results: Vec::with_capacity(items.len().min(room)),
         stdout: instance.stdout.clone(),

@@ -1,5 +1,9 @@
 //! A submitted task's shared state ([`Slot`]) and the caller's end of it
 //! ([`TaskHandle`]): wait for the result, poll it as a future, or cancel it.
+//!
+//! A map's tasks share one slot per run: the tasks it queued together are
+//! claimed, run and announced together, so that a task of a microsecond
+//! costs no slot, handle and wake-up of its own.
 
 use std::fmt;
 use std::future::Future;
@@ -68,9 +72,13 @@ impl ProgressBoard {
     }
 }
 
-/// The state one submitted task shares between its worker and its handle.
+/// The state a run of tasks (one, for a submitted task) shares between
+/// its worker and its handle.
 pub(crate) struct Slot {
+    /// The id of the run's first task.
     id: u64,
+    /// How many tasks the run has.
+    tasks: usize,
     state: AtomicU8,
     /// Asks the sandbox to stop the task while it runs.
     cancel_requested: AtomicBool,
@@ -81,7 +89,8 @@ pub(crate) struct Slot {
 
 #[derive(Default)]
 struct Inner {
-    result: Option<TaskResult>,
+    /// One per task, in order, once the run has finished.
+    results: Option<Vec<TaskResult>>,
     waker: Option<Waker>,
     /// Most tasks have one listener (their map's): kept inline, so that a
     /// slot costs no second allocation.
@@ -93,9 +102,11 @@ struct Inner {
 }
 
 impl Slot {
-    pub(crate) fn new(id: u64, listener: Option<Listener>) -> Arc<Slot> {
+    /// The slot of a run of `tasks` tasks, the first numbered `id`.
+    pub(crate) fn new(id: u64, tasks: usize, listener: Option<Listener>) -> Arc<Slot> {
         Arc::new(Slot {
             id,
+            tasks,
             state: AtomicU8::new(PENDING),
             cancel_requested: AtomicBool::new(false),
             progress: AtomicU64::new(NO_PROGRESS),
@@ -107,24 +118,25 @@ impl Slot {
         })
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        self.id
+    pub(crate) fn tasks(&self) -> usize {
+        self.tasks
     }
 
-    /// Claims the task for a worker; false if it was cancelled meanwhile.
+    /// Claims the run for a worker; false if it was cancelled meanwhile.
     pub(crate) fn start(&self) -> bool {
         self.state
             .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// Cancels the task: one not claimed yet finishes now, a running one is
-    /// asked to stop. False if it had finished already.
+    /// Cancels the run: one not claimed yet finishes now, a running one is
+    /// asked to stop (its tasks not yet started finish as cancelled). False
+    /// if it had finished already.
     pub(crate) fn cancel(&self) -> bool {
         self.cancel_requested.store(true, Ordering::Relaxed);
         // Claimed like a worker would, so that nobody else runs it.
         if self.start() {
-            self.finish(Err(TaskError::cancelled()));
+            self.finish(cancelled(self.tasks));
             return true;
         }
         self.state.load(Ordering::Acquire) == RUNNING
@@ -134,29 +146,22 @@ impl Slot {
         self.cancel_requested.load(Ordering::Relaxed)
     }
 
-    /// Stores the result of a claimed task and wakes whoever waits for it.
-    pub(crate) fn finish(&self, result: TaskResult) {
-        let (first, more) = self.settle(result);
+    /// Stores the results of a claimed run, one per task in order, and
+    /// wakes whoever waits for them.
+    pub(crate) fn finish(&self, results: Vec<TaskResult>) {
+        let (first, more) = self.settle(results);
         for (completions, tag) in first.into_iter().chain(more) {
             completions.push(tag);
         }
     }
 
-    /// [`finish`](Slot::finish), with the completion announced to
-    /// listeners when `announce` is dropped, together with the others it
-    /// holds: one lock of a map's completion list for a batch of results.
-    pub(crate) fn finish_announcing(&self, result: TaskResult, announce: &mut Announce) {
-        let (first, more) = self.settle(result);
-        announce.0.extend(first);
-        announce.0.extend(more);
-    }
-
     /// Stores the result, wakes a waiting thread or future, and hands back
     /// the listeners still to hear of it.
-    fn settle(&self, result: TaskResult) -> (Option<Listener>, Vec<Listener>) {
+    fn settle(&self, results: Vec<TaskResult>) -> (Option<Listener>, Vec<Listener>) {
+        debug_assert_eq!(results.len(), self.tasks, "one result per task of the run");
         let (waker, waiting, listeners) = {
             let mut inner = self.lock();
-            inner.result = Some(result);
+            inner.results = Some(results);
             // Under the lock: whoever sees FINISHED finds the result there.
             self.state.store(FINISHED, Ordering::Release);
             let listeners = (
@@ -197,19 +202,23 @@ impl Slot {
     }
 
     fn is_failed(&self) -> bool {
-        matches!(self.lock().result, Some(Err(_)))
+        self.lock()
+            .results
+            .as_ref()
+            .is_some_and(|results| results.iter().any(Result::is_err))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         crate::lock(&self.inner)
     }
 
-    /// Takes the result once it is there, waiting at most until `deadline`.
-    fn take(&self, deadline: Option<Instant>) -> Option<TaskResult> {
+    /// Takes the results once they are there, waiting at most until
+    /// `deadline`.
+    fn take(&self, deadline: Option<Instant>) -> Option<Vec<TaskResult>> {
         let mut inner = self.lock();
         loop {
-            if let Some(result) = inner.result.take() {
-                return Some(result);
+            if let Some(results) = inner.results.take() {
+                return Some(results);
             }
             inner.waiting += 1;
             inner = match deadline {
@@ -233,24 +242,17 @@ impl Slot {
     }
 }
 
-/// Completions to announce to their listeners, at the latest when this is
-/// dropped; those of the same list (a map's, one per task of a batch of
-/// results) go in one lock.
-#[derive(Default)]
-pub(crate) struct Announce(Vec<Listener>);
+/// `tasks` results of tasks cancelled before they ran.
+pub(crate) fn cancelled(tasks: usize) -> Vec<TaskResult> {
+    (0..tasks).map(|_| Err(TaskError::cancelled())).collect()
+}
 
-impl Drop for Announce {
-    fn drop(&mut self) {
-        let mut rest = &self.0[..];
-        while let Some((completions, _)) = rest.first() {
-            let same = rest
-                .iter()
-                .take_while(|(other, _)| Arc::ptr_eq(other, completions))
-                .count();
-            completions.push_all(rest[..same].iter().map(|(_, tag)| *tag));
-            rest = &rest[same..];
-        }
-    }
+/// The one result of a run of one task.
+fn only(results: Vec<TaskResult>) -> TaskResult {
+    results
+        .into_iter()
+        .next()
+        .expect("a submitted task's run has one result")
 }
 
 /// The caller's end of a submitted task.
@@ -309,6 +311,12 @@ impl TaskHandle {
 
     /// Blocks until the task has finished and returns its result.
     pub fn wait(self) -> TaskResult {
+        only(self.wait_all())
+    }
+
+    /// Blocks until the run has finished and returns its results, one per
+    /// task in order.
+    pub(crate) fn wait_all(self) -> Vec<TaskResult> {
         self.slot
             .take(None)
             .expect("a wait without deadline returns a result")
@@ -319,7 +327,7 @@ impl TaskHandle {
     pub fn wait_timeout(self, timeout: Duration) -> Result<TaskResult, TaskHandle> {
         let deadline = Instant::now().checked_add(timeout);
         match self.slot.take(deadline) {
-            Some(result) => Ok(result),
+            Some(results) => Ok(only(results)),
             None if deadline.is_none() => Ok(self.wait()),
             None => Err(self),
         }
@@ -331,8 +339,8 @@ impl Future for TaskHandle {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskResult> {
         let mut inner = self.slot.lock();
-        match inner.result.take() {
-            Some(result) => Poll::Ready(result),
+        match inner.results.take() {
+            Some(results) => Poll::Ready(only(results)),
             None => {
                 inner.waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -353,50 +361,38 @@ impl fmt::Debug for TaskHandle {
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
-    use std::time::Duration;
 
     use super::*;
     use crate::completions::Completions;
 
     #[test]
-    fn completions_finished_together_are_announced_together() {
+    fn a_run_cancelled_before_it_starts_has_a_result_per_task() {
         let completions = Completions::new();
-        let other = Completions::new();
-        let slots = [
-            Slot::new(0, Some((Arc::clone(&completions), 10))),
-            Slot::new(1, Some((Arc::clone(&other), 11))),
-            Slot::new(2, Some((Arc::clone(&completions), 12))),
-        ];
-        let mut announce = Announce::default();
-        for slot in &slots {
-            assert!(slot.start());
-            slot.finish_announcing(Err(TaskError::cancelled()), &mut announce);
-        }
-        // Finished, and not yet announced.
-        assert!(
-            slots
-                .iter()
-                .all(|slot| slot.state.load(Ordering::Acquire) == FINISHED)
-        );
+        let slot = Slot::new(7, 3, Some((Arc::clone(&completions), 7)));
+        let handle = TaskHandle::new(Arc::clone(&slot));
+        assert!(handle.cancel());
+        // A worker that takes it off the queue finds it taken.
+        assert!(!slot.start());
+        let results = handle.wait_all();
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(|result| {
+            result
+                .as_ref()
+                .is_err_and(|error| error.kind() == crate::ErrorKind::Cancelled)
+        }));
         let mut heard = VecDeque::new();
-        let soon = Instant::now() + Duration::from_millis(1);
-        assert!(!completions.gather(1, Some(soon), &mut heard));
-        drop(announce);
-        assert!(completions.gather(2, None, &mut heard));
-        assert_eq!(heard, [10, 12]);
-        heard.clear();
-        assert!(other.gather(1, None, &mut heard));
-        assert_eq!(heard, [11]);
+        assert!(completions.gather(1, None, &mut heard));
+        assert_eq!(heard, [7]);
     }
 
     #[test]
     fn a_second_listener_hears_too() {
         let first = Completions::new();
         let second = Completions::new();
-        let slot = Slot::new(0, Some((Arc::clone(&first), 1)));
+        let slot = Slot::new(0, 1, Some((Arc::clone(&first), 1)));
         slot.listen((Arc::clone(&second), 2));
         assert!(slot.start());
-        slot.finish(Err(TaskError::cancelled()));
+        slot.finish(cancelled(1));
         let mut heard = VecDeque::new();
         assert!(first.gather(1, None, &mut heard));
         assert!(second.gather(1, None, &mut heard));

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::completions::{Completions, Listener};
-use crate::error::SubmitError;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::TaskHandle;
 use crate::ids::IdMap;
@@ -15,29 +14,22 @@ use crate::task::{Task, TaskResult, duration_of};
 
 /// What a map submits to: a local pool or a cluster.
 pub(crate) trait Submit {
-    /// Queues a task; `position` is its place in a map (its default seed
-    /// key), `listener` hears of its completion.
-    fn submit_with(
-        &self,
-        task: &Task,
-        input: Input,
-        position: Option<u64>,
-        listener: Option<Listener>,
-    ) -> Result<TaskHandle, SubmitError<Vec<u8>>>;
-
-    /// Queues a run of a map's inputs, each with its position and
-    /// listener, pushing one handle (or refusal) per input onto `handles`
-    /// in order. A pool may queue them as one job.
+    /// Queues a run of tasks as one job, claimed, run and finished
+    /// together: its handle's slot holds one result per input, in order,
+    /// and `listener` hears when all are in. Each input comes with its
+    /// position in a map, if any (its default seed key). The run runs
+    /// under the first input's limits or the pool's: a map queues an input
+    /// with limits of its own alone. Hands the inputs back if the pool is
+    /// shut down.
     fn submit_run(
         &self,
         task: &Task,
-        inputs: Vec<(Input, Option<u64>, Listener)>,
-        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
-    ) {
-        for (input, position, listener) in inputs {
-            handles.push(self.submit_with(task, input, position, Some(listener)));
-        }
-    }
+        inputs: Vec<(Input, Option<u64>)>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, Vec<Vec<u8>>>;
+
+    /// How many tasks run at once.
+    fn workers(&self) -> usize;
 }
 
 /// About how much work one queued run of tiny tasks carries.
@@ -55,9 +47,41 @@ pub(crate) struct RunSizer {
 }
 
 impl RunSizer {
+    /// A sizer starting from an average of `mean` seconds, if known.
+    pub(crate) fn starting_at(mean: Option<f64>) -> RunSizer {
+        RunSizer {
+            mean_duration: mean,
+        }
+    }
+
+    /// The average task duration, in seconds, if a task has been seen.
+    pub(crate) fn mean(&self) -> Option<f64> {
+        self.mean_duration
+    }
+
     /// Folds a finished task's duration into the average.
+    #[cfg(any(feature = "mpi", test))]
     pub(crate) fn observe(&mut self, result: &TaskResult) {
-        let duration = duration_of(result).as_secs_f64();
+        self.fold(duration_of(result));
+    }
+
+    /// Folds a finished task's duration into the average, less the making
+    /// of its instance: with instances kept, a run makes one (if any) for
+    /// all its tasks, and the first tasks of a map, which make them, would
+    /// otherwise have its runs sized as if every task did. (With a fresh
+    /// instance per task, runs then hold more than [`RUN_TIME`] of work,
+    /// by that share: tasks that make instances are not the tiny ones runs
+    /// are for.)
+    pub(crate) fn observe_running(&mut self, result: &TaskResult) {
+        let metrics = match result {
+            Ok(output) => output.metrics(),
+            Err(error) => error.metrics(),
+        };
+        self.fold(duration_of(result).saturating_sub(metrics.instantiate));
+    }
+
+    fn fold(&mut self, duration: Duration) {
+        let duration = duration.as_secs_f64();
         self.mean_duration = Some(match self.mean_duration {
             Some(mean) => mean + (duration - mean) / 16.0,
             None => duration,
@@ -91,16 +115,29 @@ struct Window<'p, I> {
     inputs: I,
     next_index: usize,
     limit: usize,
+    /// The runs in flight, by the index of their first input.
     in_flight: IdMap<usize, TaskHandle>,
+    /// How many tasks those runs hold.
+    tasks_in_flight: usize,
+    /// How many tasks have finished.
+    completed: usize,
+    /// Whether the sizer started from the task's last map.
+    paced: bool,
+    /// Whether reading an input never waits for long.
+    read_ahead: bool,
+    /// An input with limits of its own, read while a run was being made:
+    /// it goes next, alone.
+    held_back: Option<(usize, Input)>,
     /// Inputs the pool refused because it was shut down.
     refused: Vec<usize>,
     completions: Arc<Completions>,
-    /// Announced and not yet handed out, in completion order.
-    finished: VecDeque<usize>,
+    /// Runs announced and not yet taken, by the index of their first input.
+    announced: VecDeque<usize>,
+    /// Results taken from finished runs and not yet handed out, with their
+    /// input's index.
+    finished: VecDeque<(usize, TaskResult)>,
     on_complete: Option<OnComplete<'p>>,
     sizer: RunSizer,
-    /// Where each queued run's handles land; kept to reuse its buffer.
-    handles: Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
 }
 
 impl<'p, I> Window<'p, I>
@@ -109,40 +146,67 @@ where
     I::Item: Into<Input>,
 {
     fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
+        let pace = task.pace.get();
         Window {
             pool,
             task,
             inputs,
             next_index: 0,
             limit,
-            in_flight: IdMap::with_capacity_and_hasher(limit, Default::default()),
+            in_flight: IdMap::default(),
+            tasks_in_flight: 0,
+            completed: 0,
+            held_back: None,
             refused: Vec::new(),
             completions: Completions::new(),
+            announced: VecDeque::new(),
             finished: VecDeque::new(),
             on_complete: None,
-            sizer: RunSizer::default(),
-            handles: Vec::new(),
+            sizer: RunSizer::starting_at(pace),
+            paced: pace.is_some(),
+            read_ahead: false,
         }
     }
 
-    /// How many inputs to queue as one run: see [`RunSizer`]. Only while
-    /// the workers are behind (half the window or more in flight), so that
-    /// inputs that trickle in go out one by one, as soon as they come; at
-    /// most an eighth of the window, so that every worker keeps some.
+    /// How many inputs to queue as one run: see [`RunSizer`]; at most an
+    /// eighth of the window, so that every worker keeps some. Inputs that
+    /// trickle in go out one by one, as soon as they come: longer runs only
+    /// while the workers are behind (each with 32 tasks waiting, or half
+    /// the window in flight), or when the inputs are at hand: they say so
+    /// ([`Map::read_ahead`]), or their size hint promises that many (exact
+    /// for a collection).
     fn run_length(&self) -> usize {
-        if self.in_flight.len() >= self.limit / 2 {
-            self.sizer.length(self.limit / 8)
+        let length = self.sizer.length(self.limit / 8);
+        let behind = (self.limit / 2).min(32 * self.pool.workers());
+        if self.read_ahead || self.tasks_in_flight >= behind {
+            length
         } else {
-            1
+            length.min(self.inputs.size_hint().0).max(1)
         }
+    }
+
+    /// How many more tasks may be in flight. The first map of a task does
+    /// not know whether it takes microseconds or minutes: it starts with
+    /// two tasks a worker, which keeps every worker busy while their results
+    /// say which, and lets four more in per task finished, so that the runs
+    /// made meanwhile follow the average as it settles (the first runs, of
+    /// one task each, take longer a task than runs do) rather than fill
+    /// the window at its first value. A map after it starts from where the
+    /// last ended.
+    fn room(&self) -> usize {
+        let limit = if self.paced {
+            self.limit
+        } else {
+            self.limit.min(2 * self.pool.workers() + 4 * self.completed)
+        };
+        limit.saturating_sub(self.tasks_in_flight)
     }
 
     /// Submits inputs while fewer than `limit` are in flight and the next
     /// index is below `bound`, a run at a time.
     fn fill(&mut self, bound: usize) {
         loop {
-            let room = (self.limit.saturating_sub(self.in_flight.len()))
-                .min(bound.saturating_sub(self.next_index));
+            let room = self.room().min(bound.saturating_sub(self.next_index));
             let length = self.run_length();
             // Waiting for room for a whole run is safe while a task is in
             // flight: its completion makes more.
@@ -152,25 +216,39 @@ where
             let length = length.min(room);
             let first = self.next_index;
             let mut run = Vec::with_capacity(length);
-            while run.len() < length {
+            if let Some((index, input)) = self.held_back.take() {
+                self.next_index = index + 1;
+                run.push((input, Some(index as u64)));
+            }
+            let mut exhausted = false;
+            while run.len() < length && self.held_back.is_none() {
                 let Some(input) = self.inputs.next() else {
+                    exhausted = true;
                     break;
                 };
+                let input: Input = input.into();
                 let index = self.next_index;
+                if input.limits.is_some() && !run.is_empty() {
+                    // Limits of its own: a job of its own, next.
+                    self.held_back = Some((index, input));
+                    break;
+                }
                 self.next_index += 1;
-                let listener = (Arc::clone(&self.completions), index);
-                run.push((input.into(), Some(index as u64), listener));
+                let alone = input.limits.is_some();
+                run.push((input, Some(index as u64)));
+                if alone {
+                    break;
+                }
             }
-            let exhausted = run.len() < length;
             if !run.is_empty() {
-                self.pool.submit_run(&self.task, run, &mut self.handles);
-            }
-            for (index, handle) in (first..).zip(self.handles.drain(..)) {
-                match handle {
+                let tasks = run.len();
+                let listener = (Arc::clone(&self.completions), first);
+                match self.pool.submit_run(&self.task, run, Some(listener)) {
                     Ok(handle) => {
-                        self.in_flight.insert(index, handle);
+                        self.in_flight.insert(first, handle);
+                        self.tasks_in_flight += tasks;
                     }
-                    Err(_) => self.refused.push(index),
+                    Err(_) => self.refused.extend(first..first + tasks),
                 }
             }
             if exhausted {
@@ -179,35 +257,63 @@ where
         }
     }
 
+    /// How many results are still to come from this window: one per input
+    /// not yet read, and one per task read and not yet handed out.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let read = self.tasks_in_flight
+            + self.finished.len()
+            + self.refused.len()
+            + usize::from(self.held_back.is_some());
+        let (lower, upper) = self.inputs.size_hint();
+        (
+            lower.saturating_add(read),
+            upper.and_then(|upper| upper.checked_add(read)),
+        )
+    }
+
     /// The next task to finish among indices below `bound`, in completion
     /// order; `None` when the inputs are exhausted and all have finished.
     fn next_completion(&mut self, bound: usize) -> Option<(usize, TaskResult)> {
-        self.fill(bound);
+        if self.finished.is_empty() {
+            self.fill(bound);
+        }
         let (index, result) = if let Some(index) = self.refused.pop() {
             let error = TaskError::new(
                 ErrorKind::Cancelled,
                 "the pool was shut down before this task was queued",
             );
             (index, Err(error))
+        } else if let Some(finished) = self.finished.pop_front() {
+            finished
         } else if self.in_flight.is_empty() {
             return None;
         } else {
-            if self.finished.is_empty() {
-                // Half the window at a time: one wake-up for many tasks.
+            if self.announced.is_empty() {
+                // Half the runs at a time: one wake-up for many.
                 let batch = self.in_flight.len() / 2;
-                self.completions.gather(batch, None, &mut self.finished);
+                self.completions.gather(batch, None, &mut self.announced);
             }
-            let index = self
-                .finished
+            let first = self
+                .announced
                 .pop_front()
                 .expect("a gather without deadline returns a completion");
             let handle = self
                 .in_flight
-                .remove(&index)
-                .expect("only tasks in flight announce their completion");
-            let result = handle.wait();
-            self.sizer.observe(&result);
-            (index, result)
+                .remove(&first)
+                .expect("only runs in flight announce their completion");
+            let results = handle.wait_all();
+            self.tasks_in_flight -= results.len();
+            self.completed += results.len();
+            for result in &results {
+                self.sizer.observe_running(result);
+            }
+            if let Some(mean) = self.sizer.mean() {
+                self.task.pace.set(mean);
+            }
+            self.finished.extend((first..).zip(results));
+            self.finished
+                .pop_front()
+                .expect("a run has at least one task")
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
             on_complete(index, &result);
@@ -257,6 +363,17 @@ where
         self.window.on_complete = Some(Box::new(on_complete));
         self
     }
+
+    /// Says that reading an input never keeps the map waiting for long
+    /// (the lines of a file, not of a pipe): the map then queues tiny
+    /// tasks in runs from the start. Without it, it does so only for
+    /// inputs whose size hint promises them (a collection), or once the
+    /// workers fall behind: a run waits for its last input, which is no
+    /// good for inputs that come one at a time.
+    pub fn read_ahead(mut self) -> Self {
+        self.window.read_ahead = true;
+        self
+    }
 }
 
 impl<I> Iterator for Map<'_, I>
@@ -283,6 +400,16 @@ where
             self.ready[offset] = Some(result);
         }
     }
+
+    /// Exact when the inputs' own hint is: one result per input.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let waiting = self.ready.iter().filter(|result| result.is_some()).count();
+        let (lower, upper) = self.window.size_hint();
+        (
+            lower.saturating_add(waiting),
+            upper.and_then(|upper| upper.checked_add(waiting)),
+        )
+    }
 }
 
 /// The results of [`Executor::map_unordered`](crate::Executor::map_unordered):
@@ -302,6 +429,12 @@ where
             window: Window::new(pool, task, inputs, limit),
         }
     }
+
+    /// As [`Map::read_ahead`].
+    pub fn read_ahead(mut self) -> Self {
+        self.window.read_ahead = true;
+        self
+    }
 }
 
 impl<I> Iterator for MapUnordered<'_, I>
@@ -313,6 +446,11 @@ where
 
     fn next(&mut self) -> Option<(usize, TaskResult)> {
         self.window.next_completion(usize::MAX)
+    }
+
+    /// Exact when the inputs' own hint is: one result per input.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.window.size_hint()
     }
 }
 
@@ -344,29 +482,21 @@ mod tests {
     }
 
     impl Submit for Immediate {
-        fn submit_with(
+        fn submit_run(
             &self,
             _task: &Task,
-            _input: Input,
-            _position: Option<u64>,
+            inputs: Vec<(Input, Option<u64>)>,
             listener: Option<Listener>,
-        ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-            let slot = Slot::new(0, listener);
+        ) -> Result<TaskHandle, Vec<Vec<u8>>> {
+            self.runs.borrow_mut().push(inputs.len());
+            let slot = Slot::new(0, inputs.len(), listener);
             assert!(slot.start());
-            slot.finish(finished_in(self.took));
+            slot.finish(inputs.iter().map(|_| finished_in(self.took)).collect());
             Ok(TaskHandle::new(slot))
         }
 
-        fn submit_run(
-            &self,
-            task: &Task,
-            inputs: Vec<(Input, Option<u64>, Listener)>,
-            handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
-        ) {
-            self.runs.borrow_mut().push(inputs.len());
-            for (input, position, listener) in inputs {
-                handles.push(self.submit_with(task, input, position, Some(listener)));
-            }
+        fn workers(&self) -> usize {
+            2
         }
     }
 
@@ -409,6 +539,100 @@ mod tests {
         assert!(long.iter().all(|&length| length == 1));
     }
 
+    /// Queues runs and leaves them queued: the test finishes them.
+    #[derive(Default)]
+    struct Queued {
+        runs: RefCell<Vec<Arc<Slot>>>,
+    }
+
+    impl Submit for Queued {
+        fn submit_run(
+            &self,
+            _task: &Task,
+            inputs: Vec<(Input, Option<u64>)>,
+            listener: Option<Listener>,
+        ) -> Result<TaskHandle, Vec<Vec<u8>>> {
+            let slot = Slot::new(0, inputs.len(), listener);
+            self.runs.borrow_mut().push(Arc::clone(&slot));
+            Ok(TaskHandle::new(slot))
+        }
+
+        fn workers(&self) -> usize {
+            2
+        }
+    }
+
+    impl Queued {
+        /// The lengths of the runs queued so far.
+        fn lengths(&self) -> Vec<usize> {
+            self.runs.borrow().iter().map(|slot| slot.tasks()).collect()
+        }
+
+        /// Finishes every run queued so far, each task as if it took `took`.
+        fn finish(&self, took: Duration) {
+            for slot in self.runs.borrow().iter() {
+                if slot.start() {
+                    slot.finish((0..slot.tasks()).map(|_| finished_in(took)).collect());
+                }
+            }
+        }
+    }
+
+    fn empty_task() -> Task {
+        let pool = Pool::builder().workers(1).build().unwrap();
+        pool.load_bytes(EMPTY_COMMAND).unwrap()
+    }
+
+    fn numbers(count: usize) -> impl Iterator<Item = String> {
+        (0..count).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn a_first_map_starts_small_and_the_next_where_the_last_ended() {
+        let task = empty_task();
+        let queued = Queued::default();
+        let mut window = Window::new(&queued, task.clone(), numbers(10_000), 1024);
+        window.fill(usize::MAX);
+        // Two tasks a worker, one by one: nothing says yet how long they take.
+        assert_eq!(queued.lengths(), [1, 1, 1, 1]);
+        queued.finish(Duration::from_micros(1));
+        for _ in 0..4 {
+            window.next_completion(usize::MAX).unwrap().1.unwrap();
+        }
+        // Four more a task finished, now as one run of tiny tasks.
+        window.fill(usize::MAX);
+        assert_eq!(queued.lengths(), [1, 1, 1, 1, 20]);
+        assert_eq!(window.tasks_in_flight, 20);
+
+        // The next map of the task knows: runs of a hundred microseconds
+        // of work from the start, as many as the window holds whole.
+        let next = Queued::default();
+        let mut window = Window::new(&next, task, numbers(10_000), 1024);
+        window.fill(usize::MAX);
+        assert_eq!(next.lengths(), [100; 10]);
+    }
+
+    #[test]
+    fn inputs_without_a_size_hint_go_one_by_one_unless_they_are_at_hand() {
+        let task = empty_task();
+        task.pace.set(1e-6);
+        // No size hint: the iterator might wait for each input.
+        let trickling = || numbers(10_000).filter(|_| true);
+        let queued = Queued::default();
+        let mut window = Window::new(&queued, task.clone(), trickling(), 1024);
+        window.fill(usize::MAX);
+        // Alone until the workers fall behind (32 tasks each waiting).
+        let lengths = queued.lengths();
+        assert_eq!(lengths[..64], [1; 64]);
+        assert_eq!(lengths[64], 100);
+
+        let queued = Queued::default();
+        let mut window = Window::new(&queued, task, trickling(), 1024);
+        window.read_ahead = true;
+        window.fill(usize::MAX);
+        assert_eq!(queued.lengths()[0], 100);
+    }
+
     #[test]
     fn a_run_is_about_a_hundred_microseconds_of_work() {
         let mut sizer = RunSizer::default();
@@ -421,5 +645,17 @@ mod tests {
             sizer.observe(&output(500));
         }
         assert_eq!(sizer.length(32), 1);
+
+        // Runs are sized by running time: making an instance is not a
+        // task's own work when instances are kept.
+        let mut sizer = RunSizer::default();
+        let mut first = finished_in(Duration::from_micros(401));
+        if let Ok(output) = &mut first {
+            output.metrics.instantiate = Duration::from_micros(400);
+        }
+        sizer.observe_running(&first);
+        assert_eq!(sizer.length(500), 100);
+        sizer.observe(&first);
+        assert_eq!(sizer.length(500), 3);
     }
 }

@@ -376,91 +376,52 @@ impl Pool {
         task: &Task,
         input: impl Into<Input>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        self.submit_with(task, input.into(), None, None)
+        self.submit_run(task, vec![(input.into(), None)], None)
+            .map_err(|mut inputs| SubmitError(inputs.swap_remove(0)))
     }
 }
 
 impl Submit for Pool {
-    fn submit_with(
-        &self,
-        task: &Task,
-        mut input: Input,
-        position: Option<u64>,
-        listener: Option<Listener>,
-    ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        let limits = input.limits.take();
-        let (item, handle) = self.item(input, position, listener);
-        match self.threads.send(self.job(task, limits, vec![item])) {
-            Ok(()) => Ok(handle),
-            Err(job) => Err(SubmitError(job.into_inputs().swap_remove(0))),
-        }
-    }
-
     fn submit_run(
         &self,
         task: &Task,
-        inputs: Vec<(Input, Option<u64>, Listener)>,
-        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
-    ) {
-        // A task with limits of its own gets a job of its own; the others
-        // share one.
-        let mut items = Vec::with_capacity(inputs.len());
-        let first = handles.len();
-        for (input, position, listener) in inputs {
-            if input.limits.is_some() {
-                handles.push(self.submit_with(task, input, position, Some(listener)));
-                continue;
-            }
-            let (item, handle) = self.item(input, position, Some(listener));
-            items.push(item);
-            handles.push(Ok(handle));
-        }
-        if items.is_empty() {
-            return;
-        }
-        if let Err(job) = self.threads.send(self.job(task, None, items)) {
-            // Refused as a whole: hand each input back in its place.
-            let mut inputs = job.into_inputs().into_iter();
-            for handle in &mut handles[first..] {
-                if handle.is_ok() {
-                    let input = inputs.next().expect("one input per shared handle");
-                    *handle = Err(SubmitError(input));
-                }
-            }
-        }
-    }
-}
-
-impl Pool {
-    /// A queued task's slot and its caller's handle.
-    fn item(
-        &self,
-        input: Input,
-        position: Option<u64>,
+        mut inputs: Vec<(Input, Option<u64>)>,
         listener: Option<Listener>,
-    ) -> (Item, TaskHandle) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot::new(id, listener);
-        let item = Item {
-            seed_key: input.seed_key_or(position, id),
-            slot: Arc::clone(&slot),
-            index: position,
-            input: input.bytes,
-        };
-        (item, TaskHandle::new(slot))
-    }
-
-    /// A job running `items` of `task`, under `limits` or the pool's.
-    fn job(&self, task: &Task, limits: Option<Limits>, items: Vec<Item>) -> Job {
+    ) -> Result<TaskHandle, Vec<Vec<u8>>> {
+        let tasks = inputs.len();
+        let first = self.next_id.fetch_add(tasks as u64, Ordering::Relaxed);
+        let limits = inputs
+            .first_mut()
+            .and_then(|(input, _)| input.limits.take());
+        let items = inputs
+            .into_iter()
+            .zip(first..)
+            .map(|((input, position), id)| Item {
+                id,
+                index: position,
+                seed_key: input.seed_key_or(position, id),
+                input: input.bytes,
+            })
+            .collect();
+        let slot = Slot::new(first, tasks, listener);
         let work = TaskWork {
             program: Arc::clone(&task.program),
             settings: Arc::clone(&self.settings),
             limits: limits.unwrap_or_else(|| self.limits.clone()),
         };
-        Job {
+        let job = Job {
             items,
+            slot: Arc::clone(&slot),
             work: Box::new(work),
+        };
+        match self.threads.send(job) {
+            Ok(()) => Ok(TaskHandle::new(slot)),
+            Err(job) => Err(job.into_inputs()),
         }
+    }
+
+    fn workers(&self) -> usize {
+        Pool::workers(self)
     }
 }
 
@@ -483,9 +444,9 @@ impl TaskWork {
 }
 
 impl Work for TaskWork {
-    fn run(&mut self, worker: usize, item: &Item) -> TaskResult {
+    fn run(&mut self, worker: usize, item: &Item, slot: &Arc<Slot>) -> TaskResult {
         let attempt = self.attempt(worker, item.seed_key);
-        run_with_retries(&attempt, &item.input, Arc::clone(&item.slot))
+        run_with_retries(&attempt, &item.input, slot)
     }
 
     /// Tasks that would share an instance anyway (reuse on) run many to a
@@ -499,9 +460,9 @@ impl Work for TaskWork {
             && matches!(&*self.program, Program::Task(task) if task.batch.is_some())
     }
 
-    fn run_many(&mut self, worker: usize, items: &[&Item]) -> Vec<TaskResult> {
+    fn run_many(&mut self, worker: usize, items: &[Item], slot: &Arc<Slot>) -> Vec<TaskResult> {
         // Each task's own seed key is set as the guest takes its input.
-        execute::run_batch(&self.attempt(worker, 0), items)
+        execute::run_batch(&self.attempt(worker, 0), items, slot)
     }
 }
 
@@ -548,10 +509,10 @@ impl Pool {
 }
 
 /// Runs a task, and again after a retryable failure while its limits allow.
-fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: Arc<Slot>) -> TaskResult {
+fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: &Arc<Slot>) -> TaskResult {
     let mut attempts = 1;
     loop {
-        let result = execute::run(attempt, input, Arc::clone(&slot));
+        let result = execute::run(attempt, input, Arc::clone(slot));
         let retry = match &result {
             Err(error) => {
                 error.kind().is_retryable()

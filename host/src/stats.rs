@@ -66,13 +66,13 @@ impl Counters {
         self.submitted.fetch_add(tasks as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn started(&self) {
-        self.started.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn started(&self, tasks: usize) {
+        self.started.fetch_add(tasks as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn skipped(&self) {
-        self.skipped.fetch_add(1, Ordering::Relaxed);
-        self.failed(ErrorKind::Cancelled);
+    pub(crate) fn skipped(&self, tasks: usize) {
+        self.skipped.fetch_add(tasks as u64, Ordering::Relaxed);
+        self.failed_by(ErrorKind::Cancelled, tasks as u64);
     }
 
     pub(crate) fn completed(&self, worker: usize, busy: Duration, result: &TaskResult) {
@@ -90,11 +90,15 @@ impl Counters {
     }
 
     fn failed(&self, kind: ErrorKind) {
+        self.failed_by(kind, 1);
+    }
+
+    fn failed_by(&self, kind: ErrorKind, tasks: u64) {
         let index = ErrorKind::ALL
             .iter()
             .position(|&known| known == kind)
             .expect("ALL lists every kind");
-        self.failed[index].fetch_add(1, Ordering::Relaxed);
+        self.failed[index].fetch_add(tasks, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {

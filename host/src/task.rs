@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -29,6 +30,28 @@ pub(crate) fn duration_of(result: &TaskResult) -> Duration {
 pub struct Task {
     pub(crate) program: Arc<Program>,
     name: Arc<str>,
+    pub(crate) pace: Arc<Pace>,
+}
+
+/// How long a task's runs took lately, by the running average of its last
+/// map: where its next map starts, rather than from nothing.
+pub(crate) struct Pace(AtomicU64);
+
+/// No average yet.
+const NO_PACE: u64 = u64::MAX;
+
+impl Pace {
+    /// The average, in seconds, if a map has taken one.
+    pub(crate) fn get(&self) -> Option<f64> {
+        match self.0.load(Ordering::Relaxed) {
+            NO_PACE => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+
+    pub(crate) fn set(&self, seconds: f64) {
+        self.0.store(seconds.to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// How a [`Task`] turns an input into an output.
@@ -98,6 +121,7 @@ impl Task {
         Task {
             program: Arc::new(program),
             name: name.into(),
+            pace: Arc::new(Pace(AtomicU64::new(NO_PACE))),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The worker threads: one named OS thread per worker, all pulling jobs from
-//! one queue. Knows nothing about wasm: a job is its work and the slots of
-//! its tasks, run one by one or, where the work can, several at a time.
+//! one queue. Knows nothing about wasm: a job is its work, its tasks and
+//! the slot they share, claimed together, run one by one or, where the work
+//! can, several at a time, and finished together.
 
 use std::any::Any;
 use std::io;
@@ -13,15 +14,16 @@ use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
 use crate::error::{ErrorKind, TaskError};
-use crate::handle::{Announce, Slot};
+use crate::handle::Slot;
 use crate::lock;
 use crate::stats::{Counters, Stats};
 use crate::task::{TaskResult, duration_of};
 
-/// What runs the tasks of one job, on the worker numbered `worker`.
+/// What runs the tasks of one job, on the worker numbered `worker`; `slot`
+/// is the job's, which a cancellation sets and a task's progress goes to.
 pub(crate) trait Work: Send {
     /// Runs one task.
-    fn run(&mut self, worker: usize, item: &Item) -> TaskResult;
+    fn run(&mut self, worker: usize, item: &Item, slot: &Arc<Slot>) -> TaskResult;
 
     /// Whether [`Work::run_many`] may take several tasks at once.
     fn batches(&self) -> bool {
@@ -31,7 +33,7 @@ pub(crate) trait Work: Send {
     /// Runs tasks from the start of `items` back to back as one, if it can:
     /// one result per task it ran, in order. None means it could not, and
     /// [`Work::run`] runs the first.
-    fn run_many(&mut self, _worker: usize, _items: &[&Item]) -> Vec<TaskResult> {
+    fn run_many(&mut self, _worker: usize, _items: &[Item], _slot: &Arc<Slot>) -> Vec<TaskResult> {
         Vec::new()
     }
 }
@@ -39,7 +41,8 @@ pub(crate) trait Work: Send {
 /// One task of a job. The input stays apart from the work so that a refused
 /// job can hand it back.
 pub(crate) struct Item {
-    pub(crate) slot: Arc<Slot>,
+    /// The task's number in its pool.
+    pub(crate) id: u64,
     /// The task's position in its map, if a map submitted it.
     pub(crate) index: Option<u64>,
     pub(crate) input: Vec<u8>,
@@ -48,9 +51,11 @@ pub(crate) struct Item {
 }
 
 /// What a worker takes from the queue at a time: one task, or a run of
-/// tiny tasks of one map sharing one queue entry, run back to back.
+/// tiny tasks of one map sharing one queue entry and one slot, run back to
+/// back.
 pub(crate) struct Job {
     pub(crate) items: Vec<Item>,
+    pub(crate) slot: Arc<Slot>,
     pub(crate) work: Box<dyn Work>,
 }
 
@@ -127,10 +132,8 @@ impl Workers {
         lock(&self.sender).take();
         if cancel_pending {
             for job in self.receiver.try_iter() {
-                for item in job.items {
-                    item.slot.cancel();
-                    self.counters.skipped();
-                }
+                job.slot.cancel();
+                self.counters.skipped(job.slot.tasks());
             }
         }
         if wait {
@@ -151,84 +154,84 @@ impl Drop for Workers {
 
 fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
     for mut job in receiver {
-        if job.items.len() > 1 && job.work.batches() {
-            run_batched(index, &job.items, job.work.as_mut(), counters);
+        let tasks = job.slot.tasks();
+        if !job.slot.start() {
+            counters.skipped(tasks); // cancelled while queued
             continue;
         }
-        for item in &job.items {
-            run_item(index, item, job.work.as_mut(), counters);
+        counters.started(tasks);
+        let mut results = Vec::with_capacity(tasks);
+        let work = job.work.as_mut();
+        if tasks > 1 && work.batches() {
+            run_batched(index, &job.items, &job.slot, work, counters, &mut results);
+        } else {
+            for item in &job.items {
+                results.push(run_one(index, item, &job.slot, work, counters));
+            }
         }
+        job.slot.finish(results);
     }
 }
 
-fn run_item(index: usize, item: &Item, work: &mut dyn Work, counters: &Counters) {
-    if !item.slot.start() {
-        counters.skipped(); // cancelled while queued
-        return;
-    }
-    counters.started();
-    run_claimed(index, item, work, counters);
-}
-
-/// Runs a task whose slot this worker has claimed, alone.
-fn run_claimed(index: usize, item: &Item, work: &mut dyn Work, counters: &Counters) {
+/// Runs one task of a claimed job alone; one whose job was cancelled
+/// meanwhile ends at once.
+fn run_one(
+    index: usize,
+    item: &Item,
+    slot: &Arc<Slot>,
+    work: &mut dyn Work,
+    counters: &Counters,
+) -> TaskResult {
     let span = task_span(index, item);
     let started = Instant::now();
-    let result = span.in_scope(|| {
-        catch_unwind(AssertUnwindSafe(|| work.run(index, item)))
-            .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
-    });
-    finish(
-        index,
-        item,
-        &span,
-        result,
-        started.elapsed(),
-        None,
-        counters,
-    );
+    let result = if slot.is_cancel_requested() {
+        let mut error = TaskError::cancelled();
+        error.details_mut().worker = Some(index);
+        Err(error)
+    } else {
+        span.in_scope(|| {
+            catch_unwind(AssertUnwindSafe(|| work.run(index, item, slot)))
+                .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
+        })
+    };
+    counted(index, &span, &result, started.elapsed(), counters);
+    result
 }
 
-/// The tasks of a job run as one where the work can: claimed together,
-/// then as many at a time as the work takes, each finished as it comes
-/// back; one the work cannot take runs alone.
-fn run_batched(index: usize, items: &[Item], work: &mut dyn Work, counters: &Counters) {
-    let mut claimed = Vec::with_capacity(items.len());
-    for item in items {
-        if item.slot.start() {
-            counters.started();
-            claimed.push(item);
-        } else {
-            counters.skipped(); // cancelled while queued
-        }
-    }
-    let mut rest = &claimed[..];
-    while let Some(&first) = rest.first() {
-        let results = catch_unwind(AssertUnwindSafe(|| work.run_many(index, rest)))
+/// The tasks of a job run as one where the work can: as many at a time as
+/// the work takes; one the work cannot take runs alone.
+fn run_batched(
+    index: usize,
+    items: &[Item],
+    slot: &Arc<Slot>,
+    work: &mut dyn Work,
+    counters: &Counters,
+    results: &mut Vec<TaskResult>,
+) {
+    let mut rest = items;
+    while let Some(first) = rest.first() {
+        let ran = catch_unwind(AssertUnwindSafe(|| work.run_many(index, rest, slot)))
             .unwrap_or_else(|panic| vec![Err(host_panic(index, panic.as_ref()))]);
-        if results.is_empty() {
-            run_claimed(index, first, work, counters);
+        if ran.is_empty() {
+            results.push(run_one(index, first, slot, work, counters));
             rest = &rest[1..];
             continue;
         }
-        let ran = results.len();
-        counters.batched(ran);
-        // Came back together: their map hears of them together.
-        let mut announce = Announce::default();
-        for (&item, result) in rest.iter().zip(results) {
-            let busy = duration_of(&result);
+        counters.batched(ran.len());
+        let (done, after) = rest.split_at(ran.len().min(rest.len()));
+        for (item, result) in done.iter().zip(ran) {
             let span = task_span(index, item);
-            let announce = Some(&mut announce);
-            finish(index, item, &span, result, busy, announce, counters);
+            counted(index, &span, &result, duration_of(&result), counters);
+            results.push(result);
         }
-        rest = &rest[ran..];
+        rest = after;
     }
 }
 
 fn task_span(index: usize, item: &Item) -> tracing::Span {
     tracing::info_span!(
         "wasmpool.task",
-        task = item.slot.id(),
+        task = item.id,
         index = item.index,
         worker = index,
         outcome = tracing::field::Empty,
@@ -238,24 +241,17 @@ fn task_span(index: usize, item: &Item) -> tracing::Span {
     )
 }
 
-/// Counts a task's end (its result, and how long the worker was busy with
-/// it) and hands its result to whoever waits; its listeners hear of it
-/// at once, or through `announce` with the others of its batch.
-fn finish(
+/// Counts a task's end: its result, and how long the worker was busy with
+/// it.
+fn counted(
     index: usize,
-    item: &Item,
     span: &tracing::Span,
-    result: TaskResult,
+    result: &TaskResult,
     busy: std::time::Duration,
-    announce: Option<&mut Announce>,
     counters: &Counters,
 ) {
-    record_outcome(span, &result);
-    counters.completed(index, busy, &result);
-    match announce {
-        Some(announce) => item.slot.finish_announcing(result, announce),
-        None => item.slot.finish(result),
-    }
+    record_outcome(span, result);
+    counters.completed(index, busy, result);
 }
 
 /// Puts how the task ended on its span, for an embedder's tracing set-up.
@@ -284,4 +280,59 @@ fn host_panic(worker: usize, panic: &(dyn Any + Send)) -> TaskError {
     );
     error.details_mut().worker = Some(worker);
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::TaskHandle;
+    use crate::task::TaskOutput;
+
+    /// Succeeds, and cancels the job it runs in after its first task.
+    struct CancelsItsJob;
+
+    impl Work for CancelsItsJob {
+        fn run(&mut self, worker: usize, _item: &Item, slot: &Arc<Slot>) -> TaskResult {
+            slot.cancel();
+            Ok(TaskOutput {
+                value: Vec::new(),
+                stdout: Default::default(),
+                stderr: Default::default(),
+                duration: Default::default(),
+                worker,
+                attempts: 1,
+                metrics: Default::default(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_job_cancelled_while_it_runs_ends_its_other_tasks_unrun() {
+        let workers = Workers::spawn(1, 1 << 20).unwrap();
+        let slot = Slot::new(0, 3, None);
+        let items = (0..3)
+            .map(|id| Item {
+                id,
+                index: Some(id),
+                input: Vec::new(),
+                seed_key: id,
+            })
+            .collect();
+        let job = Job {
+            items,
+            slot: Arc::clone(&slot),
+            work: Box::new(CancelsItsJob),
+        };
+        assert!(workers.send(job).is_ok());
+        let results = TaskHandle::new(slot).wait_all();
+        assert!(results[0].is_ok());
+        for result in &results[1..] {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Cancelled);
+            assert_eq!(error.worker(), Some(0));
+        }
+        let stats = workers.stats();
+        assert_eq!((stats.submitted, stats.finished), (3, 3));
+        assert_eq!(stats.failed.get(&ErrorKind::Cancelled), Some(&2));
+    }
 }

@@ -42,6 +42,25 @@ fn map_yields_in_input_order() {
 }
 
 #[test]
+fn a_map_of_a_collection_says_how_many_results_are_left() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let inputs: Vec<String> = (0..300).map(|n| (n % 20).to_string()).collect();
+    let mut results = pool.map(&task, &inputs);
+    assert_eq!(results.size_hint(), (300, Some(300)));
+    results.next().unwrap().unwrap();
+    // Some are in flight or done ahead of their turn: still 299 to come.
+    assert_eq!(results.size_hint(), (299, Some(299)));
+    let mut unordered = pool.map_unordered(&task, &inputs);
+    unordered.nth(9).unwrap().1.unwrap();
+    assert_eq!(unordered.size_hint(), (290, Some(290)));
+    assert_eq!(unordered.count(), 290);
+    // An endless iterator has no end to count to.
+    let endless = pool.map(&task, std::iter::repeat("1"));
+    assert_eq!(endless.size_hint(), (usize::MAX, None));
+}
+
+#[test]
 fn map_unordered_yields_each_index_once_as_tasks_finish() {
     let pool = pool(2);
     let task = pool.load(guest("fib")).unwrap();

@@ -363,17 +363,32 @@ fn write_records(
         !(interrupted.load(Ordering::SeqCst)
             && matches!(result, Err(error) if error.kind() == ErrorKind::Cancelled))
     };
+    // A file's lines are at hand; a pipe's may come one at a time.
+    let at_hand = args.inputs.is_some()
+        || [&args.input_file, &args.lines]
+            .into_iter()
+            .flatten()
+            .any(|path| {
+                path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|meta| meta.is_file())
+            });
     if args.unordered {
-        for (position, result) in pool.map_unordered(task, queue) {
+        let mut results = pool.map_unordered(task, queue);
+        if at_hand {
+            results = results.read_ahead();
+        }
+        for (position, result) in results {
             live.borrow_mut().task_done(&result);
             writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
             let record = ledger.borrow_mut().record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
-        let results = pool.map(task, queue).on_complete(|_, result| {
+        let mut results = pool.map(task, queue).on_complete(|_, result| {
             live.borrow_mut().task_done(result);
         });
+        if at_hand {
+            results = results.read_ahead();
+        }
         for (position, result) in results.enumerate() {
             let record = ledger.borrow_mut().record(position, &result);
             writer.write_invalid(&mut ledger.borrow_mut(), record.index)?;

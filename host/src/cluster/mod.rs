@@ -4,17 +4,20 @@
 //! Every rank runs the same program (under `mpirun`) and calls [`start`].
 //! Rank 0 becomes the coordinator and gets a [`Cluster`], an [`Executor`]
 //! like a local [`Pool`]: it compiles each task once to check it, sends its
-//! bytes to the other ranks, and hands them inputs in chunks. Every other
-//! rank runs a local pool on all its cores and sends results back; [`start`]
-//! returns [`Role::Worker`] there once the coordinator is done.
+//! bytes to the other ranks, and hands them a map's runs of inputs in
+//! chunks. Every other rank runs a local pool on all its cores, a run as
+//! one job, and sends each run's results back together; [`start`] returns
+//! [`Role::Worker`] there once the coordinator is done.
 //!
 //! Flow control is by credit: each worker rank holds, per core, the task it
 //! runs and about 2 ms of work to follow (by a running average of task
 //! durations: two slow tasks, up to 1,024 tiny ones), so the coordinator
 //! never floods a rank and holds only the tasks in flight, and a rank that
 //! finishes sooner gets more (the split is dynamic). One thread of the
-//! coordinator does all its MPI calls.
+//! coordinator does all its MPI calls, and no send waits for its
+//! receiver.
 
+mod outbox;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,22 +32,24 @@ use mpi::Tag;
 use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::{Communicator, Process, SimpleCommunicator};
+use mpi::topology::{Communicator, SimpleCommunicator};
 
 use crate::completions::{Completions, Listener};
-use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError, TaskError};
+use crate::error::{BuildError, LoadError, LoadErrorKind, SubmitError};
 use crate::executor::Executor;
-use crate::handle::{Announce, ProgressBoard, Slot, TaskHandle};
+use crate::handle::{ProgressBoard, Slot, TaskHandle};
 use crate::ids::IdMap;
 use crate::input::Input;
 use crate::limits::Limits;
 use crate::lock;
 use crate::map::{Map, MapUnordered, RunSizer, Submit};
 use crate::pool::{Pool, PoolBuilder};
+
 use crate::stats::{Counters, Stats};
 use crate::task::{LoadOptions, Task, duration_of};
+use outbox::Outbox;
 
-use wire::{JobSpec, Reader, Writer};
+use wire::{Reader, RunSpec, TaskSpec, Writer};
 
 /// Tasks a worker rank may hold per core of its pool when tasks are tiny:
 /// enough for [`IN_FLIGHT`] of work each.
@@ -58,7 +63,7 @@ const MAX_CREDIT_PER_WORKER: usize = 1024;
 const IN_FLIGHT: Duration = Duration::from_millis(2);
 
 /// Most tasks in one `WORK` message.
-const MAX_CHUNK: usize = 256;
+const MAX_CHUNK: usize = 1024;
 
 /// How often a worker rank tells rank 0 the progress its running tasks
 /// report, while any do: as often as a progress bar is redrawn.
@@ -67,12 +72,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// How long an idle loop waits for something to do before it polls MPI
 /// again.
 const POLL: Duration = Duration::from_micros(200);
-
-/// How long a send that waits for its receiver, with nothing else to do,
-/// sleeps before it looks again. Spinning (even with `sched_yield`) took
-/// the CPU that the receiving rank, or this rank's tasks, needed when ranks
-/// share cores; a sleep costs a message at most this much more latency.
-const SEND_POLL: Duration = Duration::from_micros(50);
 
 /// What [`start`] made of this rank.
 pub enum Role {
@@ -150,19 +149,20 @@ enum Control {
         reply: Sender<Result<(), String>>,
     },
     /// A run of a map's inputs, or one task.
-    Jobs(Vec<Job>),
+    Run(Run),
     Shutdown {
         cancel_pending: bool,
     },
 }
 
-struct Job {
+/// Tasks queued together, sent to one rank together and finished together.
+struct Run {
     task: u64,
-    spec: JobSpec,
+    spec: RunSpec,
     slot: Arc<Slot>,
 }
 
-/// The tasks a worker rank holds, by job id. The MPI thread locks it once
+/// The runs a worker rank holds, by run id. The MPI thread locks it once
 /// per chunk sent and once per batch of results.
 type HeldTasks = Arc<Mutex<IdMap<u64, Held>>>;
 
@@ -170,10 +170,10 @@ type HeldTasks = Arc<Mutex<IdMap<u64, Held>>>;
 /// have not answered, the first error.
 type LoadWait = (Sender<Result<(), String>>, usize, Option<String>);
 
-/// A task on a worker rank: its slot, its seed key.
+/// A run on a worker rank: its slot, its tasks' seed keys.
 struct Held {
     slot: Arc<Slot>,
-    seed_key: u64,
+    seed_keys: Vec<u64>,
 }
 
 /// A worker rank as the coordinator sees it.
@@ -184,6 +184,8 @@ struct Rank {
     /// The rank's workers are numbered from here in results.
     first_worker: usize,
     held: HeldTasks,
+    /// How many tasks its held runs have.
+    holding: usize,
 }
 
 impl Cluster {
@@ -206,6 +208,7 @@ impl Cluster {
                 workers: rank_workers as usize,
                 first_worker: 0,
                 held: HeldTasks::default(),
+                holding: 0,
             });
         }
         // Workers are numbered by rank, whichever rank was ready first.
@@ -241,8 +244,11 @@ impl Cluster {
             counters,
             progress,
             workers,
-            // Room for the ranks' largest credit (for tiny tasks).
-            window: window_hint.unwrap_or(workers * MAX_CREDIT_PER_WORKER),
+            // Room for the ranks' largest credit (for tiny tasks), and as
+            // much again queued on this rank: runs ready to go out as soon
+            // as results free credit, rather than once the map has taken
+            // those results in and read more inputs.
+            window: window_hint.unwrap_or(2 * workers * MAX_CREDIT_PER_WORKER),
             limits,
             _universe: universe,
         })
@@ -277,7 +283,8 @@ impl Executor for Cluster {
     }
 
     fn submit_input(&self, task: &Task, input: Input) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        self.submit_with(task, input, None, None)
+        self.submit_run(task, vec![(input, None)], None)
+            .map_err(|mut inputs| SubmitError(inputs.swap_remove(0)))
     }
 
     fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
@@ -324,7 +331,10 @@ impl Executor for Cluster {
         self.held
             .iter()
             .filter_map(|(rank, tasks)| {
-                let mut keys: Vec<u64> = lock(tasks).values().map(|held| held.seed_key).collect();
+                let mut keys: Vec<u64> = lock(tasks)
+                    .values()
+                    .flat_map(|held| held.seed_keys.iter().copied())
+                    .collect();
                 keys.sort_unstable();
                 (!keys.is_empty()).then_some((*rank, keys))
             })
@@ -333,97 +343,56 @@ impl Executor for Cluster {
 }
 
 impl Submit for Cluster {
-    fn submit_with(
-        &self,
-        task: &Task,
-        input: Input,
-        position: Option<u64>,
-        listener: Option<Listener>,
-    ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        let Some(task_id) = self.task_id(task) else {
-            // Not loaded through this cluster: its bytes were never sent.
-            return Err(SubmitError(input.bytes));
-        };
-        let (job, handle) = self.job(task_id, input, position, listener);
-        match self.control.send(Control::Jobs(vec![job])) {
-            Ok(()) => {
-                self.counters.submitted(1);
-                Ok(handle)
-            }
-            Err(refused) => Err(SubmitError(refused_inputs(refused.0).remove(0))),
-        }
-    }
-
-    /// The whole run goes to the MPI thread as one message: one per task,
-    /// each waking that thread, cost rank 0 more CPU than the tasks did.
+    /// The run goes to the MPI thread as one message, and to one rank as
+    /// one job.
     fn submit_run(
         &self,
         task: &Task,
-        inputs: Vec<(Input, Option<u64>, Listener)>,
-        handles: &mut Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
-    ) {
-        let Some(task_id) = self.task_id(task) else {
-            handles.extend(
-                inputs
-                    .into_iter()
-                    .map(|(input, _, _)| Err(SubmitError(input.bytes))),
-            );
-            return;
+        mut inputs: Vec<(Input, Option<u64>)>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, Vec<Vec<u8>>> {
+        let Some(task) = self.task_id(task) else {
+            // Not loaded through this cluster: its bytes were never sent.
+            return Err(inputs.into_iter().map(|(input, _)| input.bytes).collect());
         };
-        let first = handles.len();
-        let jobs: Vec<Job> = inputs
+        let count = inputs.len();
+        let first = self.next_job.fetch_add(count as u64, Ordering::Relaxed);
+        let limits = inputs
+            .first_mut()
+            .and_then(|(input, _)| input.limits.take())
+            .filter(|limits| *limits != self.limits);
+        let tasks = inputs
             .into_iter()
-            .map(|(input, position, listener)| {
-                let (job, handle) = self.job(task_id, input, position, Some(listener));
-                handles.push(Ok(handle));
-                job
+            .zip(first..)
+            .map(|((input, position), id)| TaskSpec {
+                seed_key: input.seed_key_or(position, id),
+                input: input.bytes,
             })
             .collect();
-        let count = jobs.len();
-        match self.control.send(Control::Jobs(jobs)) {
-            Ok(()) => self.counters.submitted(count),
-            Err(refused) => {
-                let refused = refused_inputs(refused.0);
-                for (handle, input) in handles[first..].iter_mut().zip(refused) {
-                    *handle = Err(SubmitError(input));
-                }
-            }
-        }
-    }
-}
-
-impl Cluster {
-    /// A job for the MPI thread, and its caller's handle.
-    fn job(
-        &self,
-        task: u64,
-        input: Input,
-        position: Option<u64>,
-        listener: Option<Listener>,
-    ) -> (Job, TaskHandle) {
-        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot::new(id, listener);
-        let seed_key = input.seed_key_or(position, id);
-        let Input { bytes, limits, .. } = input;
-        let job = Job {
+        let slot = Slot::new(first, count, listener);
+        let run = Run {
             task,
-            spec: JobSpec {
-                id,
-                seed_key,
-                limits: limits.filter(|limits| *limits != self.limits),
-                input: bytes,
+            spec: RunSpec {
+                id: first,
+                limits,
+                tasks,
             },
             slot: Arc::clone(&slot),
         };
-        (job, TaskHandle::new(slot))
+        match self.control.send(Control::Run(run)) {
+            Ok(()) => {
+                self.counters.submitted(count);
+                Ok(TaskHandle::new(slot))
+            }
+            Err(refused) => match refused.0 {
+                Control::Run(run) => Err(run.spec.tasks.into_iter().map(|t| t.input).collect()),
+                _ => unreachable!("only the run is handed back"),
+            },
+        }
     }
-}
 
-/// The inputs of the jobs an MPI thread that has stopped did not take.
-fn refused_inputs(control: Control) -> Vec<Vec<u8>> {
-    match control {
-        Control::Jobs(jobs) => jobs.into_iter().map(|job| job.spec.input).collect(),
-        _ => unreachable!("only jobs are handed back"),
+    fn workers(&self) -> usize {
+        self.workers
     }
 }
 
@@ -438,13 +407,16 @@ impl Drop for Cluster {
 struct Coordinator {
     world: SimpleCommunicator,
     ranks: Vec<Rank>,
-    pending: VecDeque<Job>,
+    pending: VecDeque<Run>,
+    /// How many tasks the pending runs have.
+    pending_tasks: usize,
     loads: HashMap<u64, LoadWait>,
     counters: Arc<Counters>,
     progress: Arc<ProgressBoard>,
     shutting_down: bool,
     /// How long tasks take, for the ranks' credit.
     sizer: RunSizer,
+    outbox: Outbox,
 }
 
 impl Coordinator {
@@ -453,11 +425,13 @@ impl Coordinator {
             world: SimpleCommunicator::world(),
             ranks,
             pending: VecDeque::new(),
+            pending_tasks: 0,
             loads: HashMap::new(),
             counters,
             progress,
             shutting_down: false,
             sizer: RunSizer::default(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -470,6 +444,7 @@ impl Coordinator {
             }
             busy |= self.dispatch();
             busy |= self.receive();
+            self.outbox.poll();
             // Each rank's held tasks are locked only once there is nothing
             // else to wait for.
             if self.shutting_down
@@ -488,16 +463,15 @@ impl Coordinator {
                 }
             }
         }
-        for rank in &self.ranks {
-            self.world
-                .process_at_rank(rank.rank)
-                .send_with_tag(&[0u8][..], wire::STOP);
+        for rank in 0..self.ranks.len() {
+            self.send(self.ranks[rank].rank, vec![0], wire::STOP);
         }
         // A rank may still be sending (a progress report, which nothing
         // waits for): take in what comes until each says it has stopped,
         // so that no send waits for ever on a rank that left.
         let mut running = self.ranks.len();
         while running > 0 {
+            self.outbox.poll();
             match self.world.any_process().immediate_matched_probe() {
                 Some((message, status)) => {
                     let _ = (message, status).matched_receive_vec::<u8>();
@@ -508,6 +482,8 @@ impl Coordinator {
                 None => std::thread::sleep(POLL),
             }
         }
+        // Each rank took in all it was sent before it stopped.
+        self.outbox.flush();
     }
 
     fn take(&mut self, order: Control) {
@@ -520,25 +496,28 @@ impl Coordinator {
                 self.loads.insert(task, (reply, self.ranks.len(), None));
                 let ranks: Vec<i32> = self.ranks.iter().map(|rank| rank.rank).collect();
                 for rank in ranks {
-                    self.send(rank, &message, wire::LOAD);
+                    self.send(rank, message.clone(), wire::LOAD);
                 }
             }
-            Control::Jobs(jobs) => self.pending.extend(jobs),
+            Control::Run(run) => {
+                self.pending_tasks += run.slot.tasks();
+                self.pending.push_back(run);
+            }
             Control::Shutdown { cancel_pending } => {
                 self.shutting_down = true;
                 if cancel_pending {
-                    for job in self.pending.drain(..) {
-                        if job.slot.start() {
-                            job.slot.finish(Err(TaskError::cancelled()));
-                        }
-                        self.counters.skipped();
+                    self.pending_tasks = 0;
+                    for run in self.pending.drain(..) {
+                        run.slot.cancel();
+                        self.counters.skipped(run.slot.tasks());
                     }
                 }
             }
         }
     }
 
-    /// Sends chunks of pending jobs to ranks with credit; true if it sent any.
+    /// Sends chunks of pending runs to ranks with credit; true if it sent
+    /// any.
     fn dispatch(&mut self) -> bool {
         let mut sent = false;
         let ranks = self.ranks.len().max(1);
@@ -550,59 +529,63 @@ impl Coordinator {
             let per_worker = (self.sizer.tasks_in(IN_FLIGHT, MAX_CREDIT_PER_WORKER) + 1)
                 .min(MAX_CREDIT_PER_WORKER);
             let allowed = rank.workers * per_worker;
-            let mut held = lock(&rank.held);
-            let credit = allowed.saturating_sub(held.len());
+            let credit = allowed.saturating_sub(rank.holding);
             if credit == 0 || self.pending.is_empty() {
                 continue;
             }
             // Small chunks when little is pending, so every rank gets some.
-            let share = self.pending.len().div_ceil(ranks);
+            let share = self.pending_tasks.div_ceil(ranks);
             let size = credit.min(share.max(1)).min(MAX_CHUNK);
             let task = self.pending[0].task;
             let mut out = Writer::default();
             out.u64(task).u32(0);
-            let mut count = 0u32;
-            while (count as usize) < size {
-                let Some(job) = self.pending.front() else {
-                    break;
-                };
-                if job.task != task {
+            let mut runs = 0u32;
+            let mut tasks = 0;
+            let mut held = lock(&rank.held);
+            while let Some(run) = self.pending.front() {
+                let length = run.slot.tasks();
+                // A run is not split: one that would pass the chunk's size
+                // goes in the next, unless it is alone.
+                if run.task != task || (tasks > 0 && tasks + length > size) || tasks >= size {
                     break;
                 }
-                let job = self.pending.pop_front().expect("checked above");
-                if !job.slot.start() {
-                    self.counters.skipped(); // cancelled while queued
+                let run = self.pending.pop_front().expect("checked above");
+                self.pending_tasks -= length;
+                if !run.slot.start() {
+                    self.counters.skipped(length); // cancelled while queued
                     continue;
                 }
-                self.counters.started();
-                wire::write_job(&mut out, &job.spec);
+                self.counters.started(length);
+                wire::write_run(&mut out, &run.spec);
+                let seed_keys = run.spec.tasks.iter().map(|task| task.seed_key).collect();
                 held.insert(
-                    job.spec.id,
+                    run.spec.id,
                     Held {
-                        slot: job.slot,
-                        seed_key: job.spec.seed_key,
+                        slot: run.slot,
+                        seed_keys,
                     },
                 );
-                count += 1;
+                rank.holding += length;
+                tasks += length;
+                runs += 1;
             }
             drop(held);
-            if count > 0 {
+            if runs > 0 {
                 // The count, written as 0 after the task id, now known.
-                out.0[8..12].copy_from_slice(&count.to_le_bytes());
+                out.0[8..12].copy_from_slice(&runs.to_le_bytes());
                 let destination = rank.rank;
-                self.send(destination, &out.0, wire::WORK);
+                self.send(destination, out.0, wire::WORK);
                 sent = true;
             }
         }
         sent
     }
 
-    /// Sends `bytes` to `rank`, taking in what every rank sends meanwhile:
-    /// a rank busy with its tasks holds up neither the others' results nor
-    /// its own.
-    fn send(&mut self, rank: i32, bytes: &[u8], tag: Tag) {
-        let world = SimpleCommunicator::world();
-        send_while(&world.process_at_rank(rank), bytes, tag, || self.receive());
+    /// Starts sending `bytes` to `rank`: a rank busy with its tasks holds
+    /// up neither the others' chunks nor their results.
+    fn send(&mut self, rank: i32, bytes: Vec<u8>, tag: Tag) {
+        self.outbox
+            .send(&self.world.process_at_rank(rank), bytes, tag);
     }
 
     /// Takes in what the ranks sent; true if anything came.
@@ -637,30 +620,38 @@ impl Coordinator {
     }
 
     fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
-        let rank = self.rank(source)?;
-        let first_worker = rank.first_worker;
-        let held_tasks = Arc::clone(&rank.held);
-        let mut held_tasks = lock(&held_tasks);
+        let index = self
+            .ranks
+            .iter()
+            .position(|rank| rank.rank == source)
+            .ok_or(wire::Malformed)?;
+        let first_worker = self.ranks[index].first_worker;
+        let held_runs = Arc::clone(&self.ranks[index].held);
+        let mut held_runs = lock(&held_runs);
         let mut input = Reader::new(bytes);
-        let count = input.u32()?;
         let batched = input.u64()?;
         self.counters
             .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
-        // The map hears of the whole message at once.
-        let mut announce = Announce::default();
+        let count = input.u32()?;
         for _ in 0..count {
-            let (job, result) = wire::read_result(&mut input, first_worker)?;
-            let held = held_tasks.remove(&job).ok_or(wire::Malformed)?;
-            // The task's own time on its worker, not its time in flight
-            // (most of which it waits in the rank's queue).
-            let busy = duration_of(&result);
-            let worker = match &result {
-                Ok(output) => output.worker(),
-                Err(error) => error.worker().unwrap_or(first_worker),
-            };
-            self.counters.completed(worker, busy, &result);
-            self.sizer.observe(&result);
-            held.slot.finish_announcing(result, &mut announce);
+            let (run, results) = wire::read_results(&mut input, first_worker)?;
+            let held = held_runs.remove(&run).ok_or(wire::Malformed)?;
+            if results.len() != held.slot.tasks() {
+                return Err(wire::Malformed);
+            }
+            self.ranks[index].holding -= results.len();
+            for result in &results {
+                // The task's own time on its worker, not its time in
+                // flight (most of which it waits in the rank's queue).
+                let busy = duration_of(result);
+                let worker = match result {
+                    Ok(output) => output.worker(),
+                    Err(error) => error.worker().unwrap_or(first_worker),
+                };
+                self.counters.completed(worker, busy, result);
+                self.sizer.observe(result);
+            }
+            held.slot.finish(results);
         }
         Ok(())
     }
@@ -677,9 +668,9 @@ impl Coordinator {
             }
         }
         let held = lock(&rank.held);
-        // A job that finished since its rank wrote this has no place left.
-        for (job, fraction) in reported.jobs {
-            if let Some(held) = held.get(&job) {
+        // A run that finished since its rank wrote this has no place left.
+        for (run, fraction) in reported.runs {
+            if let Some(held) = held.get(&run) {
                 held.slot.set_progress(fraction);
             }
         }
@@ -723,17 +714,19 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         completions: Completions::new(),
         running: IdMap::default(),
         stopping: false,
-        sizer: RunSizer::default(),
-        handles: Vec::new(),
+        outbox: Outbox::default(),
     };
     let mut finished = VecDeque::new();
     let mut batched_reported = 0;
     let mut progress_told = Instant::now();
     let mut progress_shown = false;
     loop {
+        server.outbox.poll();
         if server.running.is_empty() && server.stopping {
-            // Whatever this rank sent has been taken in: rank 0 may go.
-            send_while(&root, &[0u8][..], wire::STOPPED, || server.receive());
+            // Everything this rank sends arrives before this: rank 0 may
+            // go once it has it.
+            server.outbox.send(&root, vec![0], wire::STOPPED);
+            server.outbox.flush();
             break;
         }
         if progress_told.elapsed() >= PROGRESS_EVERY {
@@ -742,8 +735,9 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
             let showing = progress.workers.iter().any(Option::is_some);
             // Once more after the last report ends, to clear it.
             if showing || progress_shown {
-                let message = wire::progress(&progress);
-                send_while(&root, &message, wire::PROGRESS, || server.receive());
+                server
+                    .outbox
+                    .send(&root, wire::progress(&progress), wire::PROGRESS);
             }
             progress_shown = showing;
         }
@@ -768,40 +762,16 @@ fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildEr
         // stats count them for the whole cluster.
         let batched = pool.stats().batched;
         let mut out = Writer::default();
-        out.u32(finished.len() as u32)
-            .u64(batched - batched_reported);
+        out.u64(batched - batched_reported)
+            .u32(finished.len() as u32);
         batched_reported = batched;
         for tag in finished.drain(..) {
-            let handle = server.running.remove(&tag).expect("a tag of a running job");
-            let result = handle.wait();
-            server.sizer.observe(&result);
-            wire::write_result(&mut out, tag as u64, &result);
+            let handle = server.running.remove(&tag).expect("a tag of a running run");
+            wire::write_results(&mut out, tag as u64, &handle.wait_all());
         }
-        send_while(&root, &out.0, wire::RESULTS, || server.receive());
+        server.outbox.send(&root, out.0, wire::RESULTS);
     }
     Ok(())
-}
-
-/// Sends `bytes` to `process` without waiting on it idle: `meanwhile` runs
-/// until the send completes, and says whether it found something to do.
-///
-/// Past MPI's eager size (big inputs, big outputs, long chunks) a send
-/// waits for the matching receive. Rank 0 and a worker rank sending to
-/// each other with blocking sends would wait on each other for ever; and a
-/// blocking send to a busy rank would hold up every other.
-fn send_while(process: &Process<'_>, bytes: &[u8], tag: Tag, mut meanwhile: impl FnMut() -> bool) {
-    mpi::request::scope(|scope| {
-        let mut sending = process.immediate_send_with_tag(scope, bytes, tag);
-        loop {
-            match sending.test() {
-                Ok(_) => break,
-                Err(request) => sending = request,
-            }
-            if !meanwhile() {
-                std::thread::sleep(SEND_POLL);
-            }
-        }
-    });
 }
 
 /// A worker rank's state between messages.
@@ -810,11 +780,10 @@ struct Server<'r> {
     pool: &'r Pool,
     tasks: HashMap<u64, Task>,
     completions: Arc<Completions>,
-    /// By job id, which is also the completion tag.
+    /// By run id, which is also the completion tag.
     running: IdMap<usize, TaskHandle>,
     stopping: bool,
-    sizer: RunSizer,
-    handles: Vec<Result<TaskHandle, SubmitError<Vec<u8>>>>,
+    outbox: Outbox,
 }
 
 impl Server<'_> {
@@ -827,7 +796,7 @@ impl Server<'_> {
         let (bytes, _) = (message, status).matched_receive_vec::<u8>();
         let handled = match status.tag() {
             wire::LOAD => load(self.pool, &bytes, &mut self.tasks).map(|reply| {
-                root.send_with_tag(&reply[..], wire::LOADED);
+                self.outbox.send(&root, reply, wire::LOADED);
             }),
             wire::WORK => self.work(&bytes),
             wire::STOP => {
@@ -843,38 +812,28 @@ impl Server<'_> {
         true
     }
 
-    /// Submits a chunk of jobs to the pool.
+    /// Submits a chunk's runs to the pool, a job each.
     fn work(&mut self, bytes: &[u8]) -> Result<(), wire::Malformed> {
         let mut input = Reader::new(bytes);
         let task = input.u64()?;
         let task = self.tasks.get(&task).cloned().ok_or(wire::Malformed)?;
-        let count = input.u32()? as usize;
-        let mut tags = Vec::with_capacity(count);
-        let mut jobs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let spec = wire::read_job(&mut input)?;
-            let mut job = Input::new(spec.input).seed_key(spec.seed_key);
-            if let Some(limits) = spec.limits {
-                job = job.limits(limits);
+        for _ in 0..input.u32()? {
+            let run = wire::read_run(&mut input)?;
+            let tag = usize::try_from(run.id).map_err(|_| wire::Malformed)?;
+            let mut inputs: Vec<(Input, Option<u64>)> = run
+                .tasks
+                .into_iter()
+                .map(|task| (Input::new(task.input).seed_key(task.seed_key), None))
+                .collect();
+            if let (Some(limits), Some((first, _))) = (run.limits, inputs.first_mut()) {
+                first.limits = Some(limits);
             }
-            let tag = usize::try_from(spec.id).map_err(|_| wire::Malformed)?;
-            tags.push(tag);
-            jobs.push((job, None, (Arc::clone(&self.completions), tag)));
-        }
-        // Tiny tasks go to the pool in runs, as a map's do; each worker
-        // gets a share of the chunk at least. One handle per job, in order.
-        let length = self.sizer.length(count.div_ceil(2 * self.pool.workers()));
-        let mut jobs = jobs.into_iter();
-        loop {
-            let run: Vec<_> = jobs.by_ref().take(length).collect();
-            if run.is_empty() {
-                break;
-            }
-            self.pool.submit_run(&task, run, &mut self.handles);
-        }
-        for (tag, handle) in tags.into_iter().zip(self.handles.drain(..)) {
-            self.running
-                .insert(tag, handle.map_err(|_| wire::Malformed)?);
+            let listener = (Arc::clone(&self.completions), tag);
+            let handle = self
+                .pool
+                .submit_run(&task, inputs, Some(listener))
+                .map_err(|_| wire::Malformed)?;
+            self.running.insert(tag, handle);
         }
         Ok(())
     }
@@ -883,7 +842,7 @@ impl Server<'_> {
     fn progress(&self) -> wire::Progress {
         wire::Progress {
             workers: self.pool.stats().progress,
-            jobs: self
+            runs: self
                 .running
                 .iter()
                 .filter_map(|(&tag, handle)| Some((tag as u64, handle.progress()?)))

@@ -195,8 +195,8 @@ pub(crate) fn read_load(bytes: &[u8]) -> Result<Load<'_>, Malformed> {
 pub(crate) struct Progress {
     /// By worker of the rank: its running task's last report.
     pub(crate) workers: Vec<Option<f64>>,
-    /// By job id, for the jobs with a report.
-    pub(crate) jobs: Vec<(u64, f64)>,
+    /// By run id, for the runs with a report.
+    pub(crate) runs: Vec<(u64, f64)>,
 }
 
 /// `PROGRESS`: a rank's [`Progress`].
@@ -206,9 +206,9 @@ pub(crate) fn progress(progress: &Progress) -> Vec<u8> {
     for fraction in &progress.workers {
         out.opt_u64(fraction.map(f64::to_bits));
     }
-    out.u32(progress.jobs.len() as u32);
-    for (job, fraction) in &progress.jobs {
-        out.u64(*job).u64(fraction.to_bits());
+    out.u32(progress.runs.len() as u32);
+    for (run, fraction) in &progress.runs {
+        out.u64(*run).u64(fraction.to_bits());
     }
     out.0
 }
@@ -218,23 +218,31 @@ pub(crate) fn read_progress(bytes: &[u8]) -> Result<Progress, Malformed> {
     let workers = (0..input.u32()?)
         .map(|_| Ok(input.opt_u64()?.map(f64::from_bits)))
         .collect::<Result<_, Malformed>>()?;
-    let jobs = (0..input.u32()?)
+    let runs = (0..input.u32()?)
         .map(|_| Ok((input.u64()?, f64::from_bits(input.u64()?))))
         .collect::<Result<_, Malformed>>()?;
-    Ok(Progress { workers, jobs })
+    Ok(Progress { workers, runs })
 }
 
-/// One job of a `WORK` chunk.
-pub(crate) struct JobSpec {
+/// One run of a `WORK` chunk: tasks of one map queued together, which the
+/// worker rank runs as one job and sends back together.
+pub(crate) struct RunSpec {
+    /// The id of the run's first task, which names the run.
     pub(crate) id: u64,
-    pub(crate) seed_key: u64,
+    /// Limits of the run's own, if not the cluster's.
     pub(crate) limits: Option<Limits>,
+    pub(crate) tasks: Vec<TaskSpec>,
+}
+
+/// One task of a run: the key of its seed and its input.
+pub(crate) struct TaskSpec {
+    pub(crate) seed_key: u64,
     pub(crate) input: Vec<u8>,
 }
 
-pub(crate) fn write_job(out: &mut Writer, job: &JobSpec) {
-    out.u64(job.id).u64(job.seed_key);
-    match &job.limits {
+pub(crate) fn write_run(out: &mut Writer, run: &RunSpec) {
+    out.u64(run.id);
+    match &run.limits {
         Some(limits) => {
             out.u8(1)
                 .opt_u64(limits.timeout.map(|t| t.as_nanos() as u64))
@@ -246,12 +254,14 @@ pub(crate) fn write_job(out: &mut Writer, job: &JobSpec) {
             out.u8(0);
         }
     }
-    out.bytes(&job.input);
+    out.u32(run.tasks.len() as u32);
+    for task in &run.tasks {
+        out.u64(task.seed_key).bytes(&task.input);
+    }
 }
 
-pub(crate) fn read_job(input: &mut Reader<'_>) -> Result<JobSpec, Malformed> {
+pub(crate) fn read_run(input: &mut Reader<'_>) -> Result<RunSpec, Malformed> {
     let id = input.u64()?;
-    let seed_key = input.u64()?;
     let limits = if input.u8()? != 0 {
         let mut limits = Limits::new();
         limits.timeout = input.opt_u64()?.map(Duration::from_nanos);
@@ -264,17 +274,41 @@ pub(crate) fn read_job(input: &mut Reader<'_>) -> Result<JobSpec, Malformed> {
     } else {
         None
     };
-    Ok(JobSpec {
-        id,
-        seed_key,
-        limits,
-        input: input.bytes()?.to_vec(),
-    })
+    let count = input.u32()?;
+    let tasks = (0..count)
+        .map(|_| {
+            Ok(TaskSpec {
+                seed_key: input.u64()?,
+                input: input.bytes()?.to_vec(),
+            })
+        })
+        .collect::<Result<_, Malformed>>()?;
+    Ok(RunSpec { id, limits, tasks })
 }
 
-/// One finished job, as a worker rank sends it back.
-pub(crate) fn write_result(out: &mut Writer, job: u64, result: &TaskResult) {
-    out.u64(job);
+/// A finished run, as a worker rank sends it back: its id, then one result
+/// per task in order.
+pub(crate) fn write_results(out: &mut Writer, run: u64, results: &[TaskResult]) {
+    out.u64(run).u32(results.len() as u32);
+    for result in results {
+        write_result(out, result);
+    }
+}
+
+/// A finished run as the coordinator rebuilds it: its id and results.
+pub(crate) fn read_results(
+    input: &mut Reader<'_>,
+    first_worker: usize,
+) -> Result<(u64, Vec<TaskResult>), Malformed> {
+    let run = input.u64()?;
+    let count = input.u32()?;
+    let results = (0..count)
+        .map(|_| read_result(input, first_worker))
+        .collect::<Result<_, Malformed>>()?;
+    Ok((run, results))
+}
+
+fn write_result(out: &mut Writer, result: &TaskResult) {
     let (stdout, stderr, duration, worker, attempts, metrics) = match result {
         Ok(output) => {
             out.u8(1).bytes(output.value());
@@ -317,13 +351,9 @@ pub(crate) fn write_result(out: &mut Writer, job: u64, result: &TaskResult) {
         .opt_u64(metrics.fuel_consumed);
 }
 
-/// A finished job as the coordinator rebuilds it; `worker` is the global
+/// A finished task as the coordinator rebuilds it; `worker` is the global
 /// worker number (`first_worker` is where the sending rank's workers start).
-pub(crate) fn read_result(
-    input: &mut Reader<'_>,
-    first_worker: usize,
-) -> Result<(u64, TaskResult), Malformed> {
-    let job = input.u64()?;
+fn read_result(input: &mut Reader<'_>, first_worker: usize) -> Result<TaskResult, Malformed> {
     let ok = input.u8()? != 0;
     let outcome = if ok {
         Ok(input.bytes()?.to_vec())
@@ -377,7 +407,7 @@ pub(crate) fn read_result(
             Err(error)
         }
     };
-    Ok((job, result))
+    Ok(result)
 }
 
 #[cfg(test)]
@@ -388,7 +418,7 @@ mod tests {
     fn progress_crosses_as_it_was() {
         let sent = Progress {
             workers: vec![None, Some(0.25), Some(1.0)],
-            jobs: vec![(7, 0.25), (u64::MAX, 1.0)],
+            runs: vec![(7, 0.25), (u64::MAX, 1.0)],
         };
         assert_eq!(read_progress(&progress(&sent)).unwrap(), sent);
         assert!(read_progress(&progress(&sent)[..10]).is_err());
