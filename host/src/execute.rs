@@ -301,7 +301,7 @@ fn finished(
 ) -> TaskResult {
     match outcome {
         Ok(value) => Ok(TaskOutput {
-            value,
+            value: value.into(),
             stdout,
             stderr,
             duration: metrics.run + metrics.instantiate,

@@ -503,7 +503,7 @@ mod tests {
     /// A task that succeeded after `took`.
     fn finished_in(took: Duration) -> TaskResult {
         Ok(TaskOutput {
-            value: Vec::new(),
+            value: Default::default(),
             stdout: Default::default(),
             stderr: Default::default(),
             duration: took,

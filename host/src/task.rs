@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -154,7 +156,8 @@ impl fmt::Debug for Task {
 /// which worker ran it.
 #[derive(Debug, Clone)]
 pub struct TaskOutput {
-    pub(crate) value: Vec<u8>,
+    /// Shared, not copied, with the message it came in on a cluster.
+    pub(crate) value: Bytes,
     pub(crate) stdout: Captured,
     pub(crate) stderr: Captured,
     pub(crate) duration: Duration,
@@ -173,7 +176,7 @@ impl TaskOutput {
 
     /// The bytes `run` returned, taken out.
     pub fn into_value(self) -> Vec<u8> {
-        self.value
+        self.value.into()
     }
 
     /// Decodes the returned bytes as JSON.

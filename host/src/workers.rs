@@ -295,7 +295,7 @@ mod tests {
         fn run(&mut self, worker: usize, _item: &Item, slot: &Arc<Slot>) -> TaskResult {
             slot.cancel();
             Ok(TaskOutput {
-                value: Vec::new(),
+                value: Default::default(),
                 stdout: Default::default(),
                 stderr: Default::default(),
                 duration: Default::default(),

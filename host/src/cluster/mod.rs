@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mpi::Tag;
 use mpi::Threading;
@@ -596,7 +597,7 @@ impl Coordinator {
             let (bytes, _) = (message, status).matched_receive_vec::<u8>();
             let source = status.source_rank();
             let handled = match status.tag() {
-                wire::RESULTS => self.results(source, &bytes),
+                wire::RESULTS => self.results(source, bytes.into()),
                 wire::PROGRESS => self.progress(source, &bytes),
                 wire::LOADED => self.loaded(&bytes),
                 _ => Err(wire::Malformed),
@@ -619,7 +620,7 @@ impl Coordinator {
             .ok_or(wire::Malformed)
     }
 
-    fn results(&mut self, source: i32, bytes: &[u8]) -> Result<(), wire::Malformed> {
+    fn results(&mut self, source: i32, bytes: Bytes) -> Result<(), wire::Malformed> {
         let index = self
             .ranks
             .iter()
@@ -628,13 +629,13 @@ impl Coordinator {
         let first_worker = self.ranks[index].first_worker;
         let held_runs = Arc::clone(&self.ranks[index].held);
         let mut held_runs = lock(&held_runs);
-        let mut input = Reader::new(bytes);
+        let mut input = Reader::new(&bytes);
         let batched = input.u64()?;
         self.counters
             .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
         let count = input.u32()?;
         for _ in 0..count {
-            let (run, results) = wire::read_results(&mut input, first_worker)?;
+            let (run, results) = wire::read_results(&mut input, &bytes, first_worker)?;
             let held = held_runs.remove(&run).ok_or(wire::Malformed)?;
             if results.len() != held.slot.tasks() {
                 return Err(wire::Malformed);

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::capture::Captured;
 use crate::error::{ErrorKind, TaskError};
 use crate::limits::Limits;
@@ -296,15 +298,20 @@ pub(crate) fn write_results(out: &mut Writer, run: u64, results: &[TaskResult]) 
 }
 
 /// A finished run as the coordinator rebuilds it: its id and results.
+/// `message` is what `input` reads: the outputs are slices of it, not
+/// copies (one allocation per message rather than one per task, on the
+/// thread that receives).
 pub(crate) fn read_results(
     input: &mut Reader<'_>,
+    message: &Bytes,
     first_worker: usize,
 ) -> Result<(u64, Vec<TaskResult>), Malformed> {
     let run = input.u64()?;
     let count = input.u32()?;
-    let results = (0..count)
-        .map(|_| read_result(input, first_worker))
-        .collect::<Result<_, Malformed>>()?;
+    let mut results = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        results.push(read_result(input, message, first_worker)?);
+    }
     Ok((run, results))
 }
 
@@ -353,10 +360,14 @@ fn write_result(out: &mut Writer, result: &TaskResult) {
 
 /// A finished task as the coordinator rebuilds it; `worker` is the global
 /// worker number (`first_worker` is where the sending rank's workers start).
-fn read_result(input: &mut Reader<'_>, first_worker: usize) -> Result<TaskResult, Malformed> {
+fn read_result(
+    input: &mut Reader<'_>,
+    message: &Bytes,
+    first_worker: usize,
+) -> Result<TaskResult, Malformed> {
     let ok = input.u8()? != 0;
     let outcome = if ok {
-        Ok(input.bytes()?.to_vec())
+        Ok(message.slice_ref(input.bytes()?))
     } else {
         let kind = ErrorKind::from_name(&input.string()?).ok_or(Malformed)?;
         let message = input.string()?;
