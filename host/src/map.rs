@@ -216,28 +216,30 @@ where
             let length = length.min(room);
             let first = self.next_index;
             let mut run = Vec::with_capacity(length);
+            let mut exhausted = false;
             if let Some((index, input)) = self.held_back.take() {
+                // Limits of its own: alone.
                 self.next_index = index + 1;
                 run.push((input, Some(index as u64)));
-            }
-            let mut exhausted = false;
-            while run.len() < length && self.held_back.is_none() {
-                let Some(input) = self.inputs.next() else {
-                    exhausted = true;
-                    break;
-                };
-                let input: Input = input.into();
-                let index = self.next_index;
-                if input.limits.is_some() && !run.is_empty() {
-                    // Limits of its own: a job of its own, next.
-                    self.held_back = Some((index, input));
-                    break;
-                }
-                self.next_index += 1;
-                let alone = input.limits.is_some();
-                run.push((input, Some(index as u64)));
-                if alone {
-                    break;
+            } else {
+                while run.len() < length {
+                    let Some(input) = self.inputs.next() else {
+                        exhausted = true;
+                        break;
+                    };
+                    let input: Input = input.into();
+                    let index = self.next_index;
+                    let own_limits = input.limits.is_some();
+                    if own_limits && !run.is_empty() {
+                        // Limits of its own: a job of its own, next.
+                        self.held_back = Some((index, input));
+                        break;
+                    }
+                    self.next_index += 1;
+                    run.push((input, Some(index as u64)));
+                    if own_limits {
+                        break;
+                    }
                 }
             }
             if !run.is_empty() {
@@ -631,6 +633,24 @@ mod tests {
         window.read_ahead = true;
         window.fill(usize::MAX);
         assert_eq!(queued.lengths()[0], 100);
+    }
+
+    #[test]
+    fn an_input_with_limits_of_its_own_goes_alone() {
+        let task = empty_task();
+        task.pace.set(1e-6);
+        let limits = crate::Limits::new().fuel(1000);
+        let inputs = (0..300).map(|n| match n {
+            4 | 5 => Input::new("x").limits(limits.clone()),
+            _ => Input::new(n.to_string()),
+        });
+        let queued = Queued::default();
+        let mut window = Window::new(&queued, task, inputs, 1024);
+        window.fill(usize::MAX);
+        assert_eq!(queued.lengths(), [4, 1, 1, 100, 100, 94]);
+        let runs = queued.runs.borrow();
+        assert!(runs.iter().all(|slot| slot.tasks() > 0));
+        assert_eq!(window.in_flight.keys().copied().max(), Some(206));
     }
 
     #[test]
