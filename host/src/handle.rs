@@ -149,26 +149,18 @@ impl Slot {
     /// Stores the results of a claimed run, one per task in order, and
     /// wakes whoever waits for them.
     pub(crate) fn finish(&self, results: Vec<TaskResult>) {
-        let (first, more) = self.settle(results);
-        for (completions, tag) in first.into_iter().chain(more) {
-            completions.push(tag);
-        }
-    }
-
-    /// Stores the result, wakes a waiting thread or future, and hands back
-    /// the listeners still to hear of it.
-    fn settle(&self, results: Vec<TaskResult>) -> (Option<Listener>, Vec<Listener>) {
         debug_assert_eq!(results.len(), self.tasks, "one result per task of the run");
-        let (waker, waiting, listeners) = {
+        let (waker, waiting, first, more) = {
             let mut inner = self.lock();
             inner.results = Some(results);
             // Under the lock: whoever sees FINISHED finds the result there.
             self.state.store(FINISHED, Ordering::Release);
-            let listeners = (
+            (
+                inner.waker.take(),
+                inner.waiting > 0,
                 inner.listener.take(),
                 std::mem::take(&mut inner.more_listeners),
-            );
-            (inner.waker.take(), inner.waiting > 0, listeners)
+            )
         };
         if waiting {
             self.finished.notify_all();
@@ -176,7 +168,9 @@ impl Slot {
         if let Some(waker) = waker {
             waker.wake();
         }
-        listeners
+        for (completions, tag) in first.into_iter().chain(more) {
+            completions.push(tag);
+        }
     }
 
     /// Announces the completion on `listener`, now if it already happened.

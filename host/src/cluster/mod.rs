@@ -547,7 +547,7 @@ impl Coordinator {
                 let length = run.slot.tasks();
                 // A run is not split: one that would pass the chunk's size
                 // goes in the next, unless it is alone.
-                if run.task != task || (tasks > 0 && tasks + length > size) || tasks >= size {
+                if run.task != task || (tasks > 0 && tasks + length > size) {
                     break;
                 }
                 let run = self.pending.pop_front().expect("checked above");
@@ -612,20 +612,22 @@ impl Coordinator {
         got
     }
 
-    /// The worker rank `source`: a message from any other is malformed.
-    fn rank(&self, source: i32) -> Result<&Rank, wire::Malformed> {
+    /// Where the worker rank `source` is in `ranks`: a message from any
+    /// other is malformed.
+    fn rank_index(&self, source: i32) -> Result<usize, wire::Malformed> {
         self.ranks
             .iter()
-            .find(|rank| rank.rank == source)
+            .position(|rank| rank.rank == source)
             .ok_or(wire::Malformed)
     }
 
+    /// The worker rank `source`.
+    fn rank(&self, source: i32) -> Result<&Rank, wire::Malformed> {
+        Ok(&self.ranks[self.rank_index(source)?])
+    }
+
     fn results(&mut self, source: i32, bytes: Bytes) -> Result<(), wire::Malformed> {
-        let index = self
-            .ranks
-            .iter()
-            .position(|rank| rank.rank == source)
-            .ok_or(wire::Malformed)?;
+        let index = self.rank_index(source)?;
         let first_worker = self.ranks[index].first_worker;
         let held_runs = Arc::clone(&self.ranks[index].held);
         let mut held_runs = lock(&held_runs);
