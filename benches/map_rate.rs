@@ -32,7 +32,10 @@ fn main() {
         .reuse_instances(u32::try_from(reuse).unwrap_or(u32::MAX))
         .build()
         .unwrap();
-    let task = pool.load(support::guest("trivial")).unwrap();
+    // A copy of the guest built elsewhere, to compare SDKs.
+    let guest = std::env::var_os("WASMPOOL_BENCH_TASK")
+        .map_or_else(|| support::guest("trivial"), std::path::PathBuf::from);
+    let task = pool.load(guest).unwrap();
     let inputs: Vec<String> = (0..count).map(|n| n.to_string()).collect();
     for result in pool.map(&task, inputs.iter().take(2000)) {
         result.unwrap();

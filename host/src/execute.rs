@@ -10,8 +10,8 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{TypedFunc as ComponentFunc, Val};
@@ -24,7 +24,6 @@ use crate::capture::CapturePipe;
 use crate::error::{ErrorKind, TaskError};
 use crate::handle::Slot;
 use crate::limits::Limits;
-use crate::lock;
 use crate::metrics::Metrics;
 use crate::sandbox::{Command, CommandEntry, Program, Settings, TICK, bindings};
 use crate::seed::{self, TaskRngs};
@@ -185,8 +184,47 @@ struct Batch {
     instantiate: Duration,
     /// When the call started, for the first input.
     started: Option<Instant>,
-    /// The running input's watch, for the call's watcher.
-    current: Arc<Mutex<Watch>>,
+    /// When the input before ended: the next one's run starts there, with
+    /// no clock read of its own.
+    last_end: Option<Instant>,
+    /// The running input's deadline, for the call's watcher.
+    deadline: Arc<Deadline>,
+}
+
+/// A deadline one thread moves and another reads, without a lock: the
+/// running input's, for the watcher of a `run-batch` call.
+struct Deadline {
+    base: Instant,
+    /// Nanoseconds after `base`; [`Deadline::NONE`] for no deadline.
+    nanos: AtomicU64,
+}
+
+impl Deadline {
+    const NONE: u64 = u64::MAX;
+
+    fn new(base: Instant, deadline: Option<Instant>) -> Deadline {
+        let this = Deadline {
+            base,
+            nanos: AtomicU64::new(Deadline::NONE),
+        };
+        this.set(deadline);
+        this
+    }
+
+    fn set(&self, deadline: Option<Instant>) {
+        let nanos = deadline.map_or(Deadline::NONE, |deadline| {
+            let after = deadline.saturating_duration_since(self.base).as_nanos();
+            u64::try_from(after).unwrap_or(Deadline::NONE - 1)
+        });
+        self.nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<Instant> {
+        match self.nanos.load(Ordering::Relaxed) {
+            Deadline::NONE => None,
+            nanos => self.base.checked_add(Duration::from_nanos(nanos)),
+        }
+    }
 }
 
 struct Waiting {
@@ -232,17 +270,19 @@ impl bindings::wasmpool::task::host::Host for TaskState {
             batch.results.push(Err(cancelled));
         };
         // The first input's run counts from the call's start, and the
-        // instance's making, if it was made for the call, is its.
-        let started = batch.started.take().unwrap_or_else(Instant::now);
-        let watch = Watch::new(
-            Arc::clone(&batch.slot),
-            &batch.settings,
-            batch.worker,
-            batch.timeout,
-            started,
-        );
-        *lock(&batch.current) = watch.clone();
-        self.watch = watch;
+        // instance's making, if it was made for the call, is its. The next
+        // starts where the one before ended.
+        let started = batch
+            .started
+            .take()
+            .or(batch.last_end.take())
+            .unwrap_or_else(Instant::now);
+        // The call's watch is the run's: only the deadline moves.
+        let deadline = batch
+            .timeout
+            .and_then(|timeout| started.checked_add(timeout));
+        batch.deadline.set(deadline);
+        self.watch.deadline = deadline;
         self.panic = None;
         self.memory.refused = false;
         if let (Some(rngs), Some(seed)) = (&self.rngs, batch.settings.seed) {
@@ -268,19 +308,26 @@ impl bindings::wasmpool::task::host::Host for TaskState {
         let result = ended(outcome, batch, metrics, self.memory.peak);
         batch.results.push(result);
     }
+
+    fn finish_and_next_input(&mut self, outcome: Result<Vec<u8>, String>) -> Option<Vec<u8>> {
+        self.finish_input(outcome);
+        self.next_input()
+    }
 }
 
 /// The result of a batch's input that ended with `outcome`.
 fn ended(
     outcome: Result<Vec<u8>, TaskError>,
-    batch: &Batch,
+    batch: &mut Batch,
     mut metrics: Metrics,
     peak_memory: usize,
 ) -> TaskResult {
     metrics.peak_memory = peak_memory;
-    let duration = metrics
-        .started
-        .map_or(Duration::ZERO, |started| started.elapsed());
+    let now = Instant::now();
+    batch.last_end = Some(now);
+    let duration = metrics.started.map_or(Duration::ZERO, |started| {
+        now.saturating_duration_since(started)
+    });
     metrics.run = duration.saturating_sub(metrics.instantiate);
     finished(
         outcome,
@@ -548,9 +595,9 @@ async fn run_batch_async(
     let run_batch = *run_batch;
     // No more inputs than the instance has runs left.
     let room = (settings.reuse - instance.runs) as usize;
-    let current = Arc::new(Mutex::new(watch.clone()));
+    let deadline = Arc::new(Deadline::new(started, watch.deadline));
     let state = instance.store.data_mut();
-    state.watch = watch;
+    state.watch = watch.clone();
     state.memory.max = limits.max_memory;
     state.batch = Some(Batch {
         waiting: items
@@ -571,7 +618,8 @@ async fn run_batch_async(
         worker: placement.worker,
         instantiate,
         started: Some(started),
-        current: Arc::clone(&current),
+        last_end: None,
+        deadline: Arc::clone(&deadline),
     });
     if settings.interruptible {
         instance.store.set_epoch_deadline(1);
@@ -579,7 +627,10 @@ async fn run_batch_async(
     let outcome = tokio::select! {
         biased;
         outcome = run_batch.call_async(&mut instance.store, ()) => outcome,
-        why = stopped(|| lock(&current).clone()) => Err(why.into()),
+        why = stopped(|| Watch {
+            deadline: deadline.get(),
+            ..watch.clone()
+        }) => Err(why.into()),
     };
     settings.progress.clear(placement.worker);
     let state = instance.store.data_mut();
@@ -594,7 +645,7 @@ async fn run_batch_async(
             ),
             Err(error) => classify(error, state, limits),
         };
-        let result = ended(Err(error), &batch, metrics, state.memory.peak);
+        let result = ended(Err(error), &mut batch, metrics, state.memory.peak);
         batch.results.push(result);
     }
     instance.runs += batch.results.len() as u32;

@@ -212,6 +212,44 @@ fn batched_inputs_end_as_they_would_one_call_each() {
     assert_eq!(alone[227].2, "no newline");
 }
 
+/// A guest built with an earlier SDK finishes each input of a batch with
+/// `finish-input` and takes the next with `next-input`, two calls where the
+/// SDK now makes one: the host still takes them. A guest that breaks the
+/// protocol fails the input it broke it on, and no other.
+#[test]
+fn a_batch_driven_by_two_calls_an_input_still_ends_as_its_own() {
+    let inputs: Vec<String> = (0..3000)
+        .map(|n| match n {
+            _ if n % 250 == 249 => "\"return\"".to_string(),
+            _ if n % 100 == 99 => "\"skip-finish\"".to_string(),
+            _ => n.to_string(),
+        })
+        .collect();
+    let pool = Pool::builder()
+        .workers(1)
+        .reuse_instances(100_000)
+        .build()
+        .unwrap();
+    let protocol = pool.load(guest("batch-protocol")).unwrap();
+    let results: Vec<_> = pool.map(&protocol, &inputs).collect();
+    assert!(pool.stats().batched > 500, "{:?}", pool.stats());
+    for (input, result) in inputs.iter().zip(&results) {
+        match input.as_str() {
+            "\"return\"" | "\"skip-finish\"" => {
+                let error = result.as_ref().unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::GuestError, "{input}");
+                let broken = if input == "\"return\"" {
+                    "run-batch returned without finishing this input"
+                } else {
+                    "run-batch took another input before finishing this one"
+                };
+                assert_eq!(error.message(), broken);
+            }
+            _ => assert_eq!(result.as_ref().unwrap().value(), input.as_bytes()),
+        }
+    }
+}
+
 #[test]
 fn seeded_random_draws_do_not_depend_on_reuse() {
     let draws = |reuse: u32, workers: usize| -> Vec<serde_json::Value> {

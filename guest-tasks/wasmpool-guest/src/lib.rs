@@ -73,9 +73,12 @@ pub fn report_progress(fraction: f64) {
 /// task's own entry point: the whole of `run-batch` for a task on raw bytes.
 pub fn run_batch(mut run: impl FnMut(Vec<u8>) -> Result<Vec<u8>, String>) {
     use bindings::wasmpool::task::host;
-    while let Some(input) = host::next_input() {
+    let mut next = host::next_input();
+    while let Some(input) = next {
         let outcome = run(input);
-        host::finish_input(outcome.as_ref().map(Vec::as_slice).map_err(String::as_str));
+        next = host::finish_and_next_input(
+            outcome.as_ref().map(Vec::as_slice).map_err(String::as_str),
+        );
     }
 }
 
