@@ -636,8 +636,9 @@ impl Coordinator {
         self.counters
             .batched(usize::try_from(batched).map_err(|_| wire::Malformed)?);
         let count = input.u32()?;
+        let arrived = Instant::now();
         for _ in 0..count {
-            let (run, results) = wire::read_results(&mut input, &bytes, first_worker)?;
+            let (run, results) = wire::read_results(&mut input, &bytes, first_worker, arrived)?;
             let held = held_runs.remove(&run).ok_or(wire::Malformed)?;
             if results.len() != held.slot.tasks() {
                 return Err(wire::Malformed);

@@ -2,7 +2,7 @@
 //! little-endian integers), so that inputs and outputs, which are bytes,
 //! travel as they are.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -300,17 +300,19 @@ pub(crate) fn write_results(out: &mut Writer, run: u64, results: &[TaskResult]) 
 /// A finished run as the coordinator rebuilds it: its id and results.
 /// `message` is what `input` reads: the outputs are slices of it, not
 /// copies (one allocation per message rather than one per task, on the
-/// thread that receives).
+/// thread that receives). Clocks differ between machines: a remote run is
+/// placed as ending at `arrived`, its length as measured where it ran.
 pub(crate) fn read_results(
     input: &mut Reader<'_>,
     message: &Bytes,
     first_worker: usize,
+    arrived: Instant,
 ) -> Result<(u64, Vec<TaskResult>), Malformed> {
     let run = input.u64()?;
     let count = input.u32()?;
     let mut results = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        results.push(read_result(input, message, first_worker)?);
+        results.push(read_result(input, message, first_worker, arrived)?);
     }
     Ok((run, results))
 }
@@ -364,6 +366,7 @@ fn read_result(
     input: &mut Reader<'_>,
     message: &Bytes,
     first_worker: usize,
+    arrived: Instant,
 ) -> Result<TaskResult, Malformed> {
     let ok = input.u8()? != 0;
     let outcome = if ok {
@@ -382,10 +385,8 @@ fn read_result(
     let attempts = input.u32()?;
     let ran = input.u8()? != 0;
     let metrics = Metrics {
-        // Clocks differ between machines: a remote run is placed as ending
-        // now, its length as measured there.
         started: if ran {
-            std::time::Instant::now().checked_sub(duration)
+            arrived.checked_sub(duration)
         } else {
             None
         },
