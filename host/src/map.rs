@@ -133,9 +133,10 @@ struct Window<'p, I> {
     completions: Arc<Completions>,
     /// Runs announced and not yet taken, by the index of their first input.
     announced: VecDeque<usize>,
-    /// Results taken from finished runs and not yet handed out, with their
-    /// input's index.
-    finished: VecDeque<(usize, TaskResult)>,
+    /// The results of the last run taken and not yet handed out, with the
+    /// index of the next one's input: each moves out of the run's vector
+    /// only when its turn comes.
+    finished: Option<(usize, std::vec::IntoIter<TaskResult>)>,
     on_complete: Option<OnComplete<'p>>,
     sizer: RunSizer,
 }
@@ -160,7 +161,7 @@ where
             refused: Vec::new(),
             completions: Completions::new(),
             announced: VecDeque::new(),
-            finished: VecDeque::new(),
+            finished: None,
             on_complete: None,
             sizer: RunSizer::starting_at(pace),
             paced: pace.is_some(),
@@ -263,7 +264,7 @@ where
     /// not yet read, and one per task read and not yet handed out.
     fn size_hint(&self) -> (usize, Option<usize>) {
         let read = self.tasks_in_flight
-            + self.finished.len()
+            + self.finished_len()
             + self.refused.len()
             + usize::from(self.held_back.is_some());
         let (lower, upper) = self.inputs.size_hint();
@@ -273,10 +274,24 @@ where
         )
     }
 
+    fn finished_len(&self) -> usize {
+        self.finished
+            .as_ref()
+            .map_or(0, |(_, results)| results.len())
+    }
+
+    /// The next result of the last run taken, if it has one left.
+    fn take_finished(&mut self) -> Option<(usize, TaskResult)> {
+        let (index, results) = self.finished.as_mut()?;
+        let result = results.next()?;
+        *index += 1;
+        Some((*index - 1, result))
+    }
+
     /// The next task to finish among indices below `bound`, in completion
     /// order; `None` when the inputs are exhausted and all have finished.
     fn next_completion(&mut self, bound: usize) -> Option<(usize, TaskResult)> {
-        if self.finished.is_empty() {
+        if self.finished_len() == 0 {
             self.fill(bound);
         }
         let (index, result) = if let Some(index) = self.refused.pop() {
@@ -285,7 +300,7 @@ where
                 "the pool was shut down before this task was queued",
             );
             (index, Err(error))
-        } else if let Some(finished) = self.finished.pop_front() {
+        } else if let Some(finished) = self.take_finished() {
             finished
         } else if self.in_flight.is_empty() {
             return None;
@@ -312,10 +327,8 @@ where
             if let Some(mean) = self.sizer.mean() {
                 self.task.pace.set(mean);
             }
-            self.finished.extend((first..).zip(results));
-            self.finished
-                .pop_front()
-                .expect("a run has at least one task")
+            self.finished = Some((first, results.into_iter()));
+            self.take_finished().expect("a run has at least one task")
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
             on_complete(index, &result);
@@ -396,6 +409,11 @@ where
             let bound = self.head.saturating_add(self.window.limit);
             let (index, result) = self.window.next_completion(bound)?;
             let offset = index - self.head;
+            if offset == 0 && self.ready.is_empty() {
+                // Its turn, with none held back: straight out.
+                self.head += 1;
+                return Some(result);
+            }
             if self.ready.len() <= offset {
                 self.ready.resize_with(offset + 1, || None);
             }
