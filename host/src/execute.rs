@@ -604,7 +604,7 @@ async fn run_batch_async(
             .iter()
             .take(room)
             .map(|item| Waiting {
-                input: item.input.clone(),
+                input: item.input.to_vec(),
                 seed_key: item.seed_key,
             })
             .collect(),

@@ -1,6 +1,8 @@
 //! One task's input: its bytes, and optionally its own limits and the key
 //! its random seed is derived from.
 
+use bytes::Bytes;
+
 use crate::limits::Limits;
 
 /// The input of one task. Anything byte-like converts into it (`&str`,
@@ -18,7 +20,9 @@ use crate::limits::Limits;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
-    pub(crate) bytes: Vec<u8>,
+    /// Shared, not copied, with the message it came in on a cluster's
+    /// worker rank.
+    pub(crate) bytes: Bytes,
     pub(crate) limits: Option<Limits>,
     pub(crate) seed_key: Option<u64>,
 }
@@ -26,8 +30,12 @@ pub struct Input {
 impl Input {
     /// An input with the pool's default limits.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Input {
+        Input::shared(Bytes::from(bytes.into()))
+    }
+
+    pub(crate) fn shared(bytes: Bytes) -> Input {
         Input {
-            bytes: bytes.into(),
+            bytes,
             limits: None,
             seed_key: None,
         }

@@ -9,6 +9,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use bytes::Bytes;
+
 use crossbeam_channel::{Receiver, Sender};
 
 use std::time::Instant;
@@ -45,7 +47,7 @@ pub(crate) struct Item {
     pub(crate) id: u64,
     /// The task's position in its map, if a map submitted it.
     pub(crate) index: Option<u64>,
-    pub(crate) input: Vec<u8>,
+    pub(crate) input: Bytes,
     /// The key of the task's random seed.
     pub(crate) seed_key: u64,
 }
@@ -62,7 +64,10 @@ pub(crate) struct Job {
 impl Job {
     /// The inputs of a job that was not queued.
     pub(crate) fn into_inputs(self) -> Vec<Vec<u8>> {
-        self.items.into_iter().map(|item| item.input).collect()
+        self.items
+            .into_iter()
+            .map(|item| Vec::from(item.input))
+            .collect()
     }
 }
 
@@ -314,7 +319,7 @@ mod tests {
             .map(|id| Item {
                 id,
                 index: Some(id),
-                input: Vec::new(),
+                input: Bytes::new(),
                 seed_key: id,
             })
             .collect();

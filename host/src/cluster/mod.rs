@@ -354,7 +354,10 @@ impl Submit for Cluster {
     ) -> Result<TaskHandle, Vec<Vec<u8>>> {
         let Some(task) = self.task_id(task) else {
             // Not loaded through this cluster: its bytes were never sent.
-            return Err(inputs.into_iter().map(|(input, _)| input.bytes).collect());
+            return Err(inputs
+                .into_iter()
+                .map(|(input, _)| Vec::from(input.bytes))
+                .collect());
         };
         let count = inputs.len();
         let first = self.next_job.fetch_add(count as u64, Ordering::Relaxed);
@@ -386,7 +389,12 @@ impl Submit for Cluster {
                 Ok(TaskHandle::new(slot))
             }
             Err(refused) => match refused.0 {
-                Control::Run(run) => Err(run.spec.tasks.into_iter().map(|t| t.input).collect()),
+                Control::Run(run) => Err(run
+                    .spec
+                    .tasks
+                    .into_iter()
+                    .map(|t| Vec::from(t.input))
+                    .collect()),
                 _ => unreachable!("only the run is handed back"),
             },
         }
@@ -802,7 +810,7 @@ impl Server<'_> {
             wire::LOAD => load(self.pool, &bytes, &mut self.tasks).map(|reply| {
                 self.outbox.send(&root, reply, wire::LOADED);
             }),
-            wire::WORK => self.work(&bytes),
+            wire::WORK => self.work(&Bytes::from(bytes)),
             wire::STOP => {
                 self.stopping = true;
                 Ok(())
@@ -817,17 +825,17 @@ impl Server<'_> {
     }
 
     /// Submits a chunk's runs to the pool, a job each.
-    fn work(&mut self, bytes: &[u8]) -> Result<(), wire::Malformed> {
+    fn work(&mut self, bytes: &Bytes) -> Result<(), wire::Malformed> {
         let mut input = Reader::new(bytes);
         let task = input.u64()?;
         let task = self.tasks.get(&task).cloned().ok_or(wire::Malformed)?;
         for _ in 0..input.u32()? {
-            let run = wire::read_run(&mut input)?;
+            let run = wire::read_run(&mut input, bytes)?;
             let tag = usize::try_from(run.id).map_err(|_| wire::Malformed)?;
             let mut inputs: Vec<(Input, Option<u64>)> = run
                 .tasks
                 .into_iter()
-                .map(|task| (Input::new(task.input).seed_key(task.seed_key), None))
+                .map(|task| (Input::shared(task.input).seed_key(task.seed_key), None))
                 .collect();
             if let (Some(limits), Some((first, _))) = (run.limits, inputs.first_mut()) {
                 first.limits = Some(limits);

@@ -239,7 +239,7 @@ pub(crate) struct RunSpec {
 /// One task of a run: the key of its seed and its input.
 pub(crate) struct TaskSpec {
     pub(crate) seed_key: u64,
-    pub(crate) input: Vec<u8>,
+    pub(crate) input: Bytes,
 }
 
 pub(crate) fn write_run(out: &mut Writer, run: &RunSpec) {
@@ -262,7 +262,9 @@ pub(crate) fn write_run(out: &mut Writer, run: &RunSpec) {
     }
 }
 
-pub(crate) fn read_run(input: &mut Reader<'_>) -> Result<RunSpec, Malformed> {
+/// A run as a worker rank reads it from `message`, which `input` reads:
+/// the inputs are slices of it, not copies.
+pub(crate) fn read_run(input: &mut Reader<'_>, message: &Bytes) -> Result<RunSpec, Malformed> {
     let id = input.u64()?;
     let limits = if input.u8()? != 0 {
         let mut limits = Limits::new();
@@ -281,7 +283,7 @@ pub(crate) fn read_run(input: &mut Reader<'_>) -> Result<RunSpec, Malformed> {
         .map(|_| {
             Ok(TaskSpec {
                 seed_key: input.u64()?,
-                input: input.bytes()?.to_vec(),
+                input: message.slice_ref(input.bytes()?),
             })
         })
         .collect::<Result<_, Malformed>>()?;
