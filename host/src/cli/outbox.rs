@@ -12,6 +12,7 @@
 //! at most [`BLOCKS_AHEAD`] blocks wait for it.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub(crate) struct Outbox {
     lines: Mutex<Vec<u8>>,
     /// A failed write, reported to the next record.
     failed: Arc<Mutex<Option<io::Error>>>,
+    /// Whether `failed` holds one: what each record checks.
+    has_failed: Arc<AtomicBool>,
     blocks: Option<Sender<ToWrite>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -46,7 +49,9 @@ impl Outbox {
     pub(crate) fn new(mut sink: Box<dyn Write + Send>) -> Outbox {
         let (blocks, to_write) = bounded::<ToWrite>(BLOCKS_AHEAD);
         let failed = Arc::new(Mutex::new(None));
+        let has_failed = Arc::new(AtomicBool::new(false));
         let writer_failed = Arc::clone(&failed);
+        let writer_has_failed = Arc::clone(&has_failed);
         let writer = std::thread::Builder::new()
             .name("wasmpool-output".to_string())
             .spawn(move || {
@@ -60,6 +65,7 @@ impl Outbox {
                                     sink.write_all(&block).and_then(|()| sink.flush())
                             {
                                 *failed = Some(error);
+                                writer_has_failed.store(true, Ordering::Relaxed);
                             }
                         }
                         ToWrite::Done(done) => {
@@ -72,6 +78,7 @@ impl Outbox {
         Outbox {
             lines: Mutex::new(Vec::with_capacity(BLOCK)),
             failed,
+            has_failed,
             blocks: Some(blocks),
             writer: Some(writer),
         }
@@ -79,12 +86,22 @@ impl Outbox {
 
     /// Queues one line (without its newline); hands the block on once it
     /// is full.
+    #[cfg(test)]
     pub(crate) fn push(&self, line: &[u8]) -> io::Result<()> {
+        self.push_with(|lines| lines.extend_from_slice(line))
+    }
+
+    /// Queues the line `write` appends (without its newline) straight to
+    /// the block; hands the block on once it is full.
+    pub(crate) fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
         let mut lines = lock(&self.lines);
-        if let Some(error) = lock(&self.failed).take() {
+        if self.has_failed.load(Ordering::Relaxed)
+            && let Some(error) = lock(&self.failed).take()
+        {
+            self.has_failed.store(false, Ordering::Relaxed);
             return Err(error);
         }
-        lines.extend_from_slice(line);
+        write(&mut lines);
         lines.push(b'\n');
         if lines.len() >= BLOCK {
             self.hand_on(&mut lines);
@@ -101,6 +118,7 @@ impl Outbox {
             self.send(ToWrite::Done(done));
         }
         let _ = written.recv();
+        self.has_failed.store(false, Ordering::Relaxed);
         match lock(&self.failed).take() {
             Some(error) => Err(error),
             None => Ok(()),

@@ -456,8 +456,6 @@ struct RecordWriter<'w> {
     failed_by_kind: BTreeMap<String, usize>,
     /// Records not written: tasks stopped by an interruption.
     dropped: usize,
-    /// The line being written, its buffer kept from record to record.
-    line: Vec<u8>,
 }
 
 impl<'w> RecordWriter<'w> {
@@ -468,7 +466,6 @@ impl<'w> RecordWriter<'w> {
             ok: 0,
             failed_by_kind: BTreeMap::new(),
             dropped: 0,
-            line: Vec::new(),
         }
     }
 
@@ -490,12 +487,10 @@ impl<'w> RecordWriter<'w> {
             let value = serde_json::to_value(record).expect("a record serialises");
             rows.extend(report::Row::of_record(&value));
         }
-        self.line.clear();
-        record.write_json(&mut self.line);
         // Whole lines, in blocks: a reader of the file never sees half a
         // line, and sees each record within FLUSH_EVERY of its task's end.
         self.outbox
-            .push(&self.line)
+            .push_with(|out| record.write_json(out))
             .context("cannot write the records")
     }
 
