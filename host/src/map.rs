@@ -59,32 +59,50 @@ impl RunSizer {
         self.mean_duration
     }
 
-    /// Folds a finished task's duration into the average.
+    /// Folds a finished run's tasks into the average: what each task adds
+    /// to a run.
+    ///
+    /// The first task of a run pays for starting it (taking the kept
+    /// instance, entering the call) and is often ten times its run-mates:
+    /// folded in, it would swing the average after every run, and a map's
+    /// first runs, of one task each, would leave it several times what its
+    /// tasks take in runs, for the next map to start from. So a run of
+    /// several counts as the mean of its other tasks, that many times over;
+    /// a run of one, as its task.
     #[cfg(any(feature = "mpi", test))]
-    pub(crate) fn observe(&mut self, result: &TaskResult) {
-        self.fold(duration_of(result));
+    pub(crate) fn observe(&mut self, results: &[TaskResult]) {
+        self.fold(results, duration_of);
     }
 
-    /// Folds a finished task's duration into the average, less the making
-    /// of its instance: with instances kept, a run makes one (if any) for
-    /// all its tasks, and the first tasks of a map, which make them, would
-    /// otherwise have its runs sized as if every task did. (With a fresh
-    /// instance per task, runs then hold more than [`RUN_TIME`] of work,
-    /// by that share: tasks that make instances are not the tiny ones runs
-    /// are for.)
-    pub(crate) fn observe_running(&mut self, result: &TaskResult) {
-        let metrics = match result {
-            Ok(output) => output.metrics(),
-            Err(error) => error.metrics(),
+    /// [`RunSizer::observe`], less the making of the run's instance: with
+    /// instances kept, a run makes one (if any) for all its tasks, and the
+    /// first runs of a map, which make them, would otherwise be sized as
+    /// if every task did. (With a fresh instance per task, runs then hold
+    /// more than [`RUN_TIME`] of work, by that share: tasks that make
+    /// instances are not the tiny ones runs are for.)
+    pub(crate) fn observe_running(&mut self, results: &[TaskResult]) {
+        self.fold(results, |result| {
+            let metrics = match result {
+                Ok(output) => output.metrics(),
+                Err(error) => error.metrics(),
+            };
+            duration_of(result).saturating_sub(metrics.instantiate)
+        });
+    }
+
+    fn fold(&mut self, results: &[TaskResult], duration: impl Fn(&TaskResult) -> Duration) {
+        let results = match results {
+            [] => return,
+            [one] => std::slice::from_ref(one),
+            [_first, rest @ ..] => rest,
         };
-        self.fold(duration_of(result).saturating_sub(metrics.instantiate));
-    }
-
-    fn fold(&mut self, duration: Duration) {
-        let duration = duration.as_secs_f64();
+        let total: Duration = results.iter().map(duration).sum();
+        let run_mean = total.as_secs_f64() / results.len() as f64;
+        // Each task moves the average a sixteenth of the way.
+        let weight = 1.0 - (15.0f64 / 16.0).powi(results.len().min(1 << 16) as i32);
         self.mean_duration = Some(match self.mean_duration {
-            Some(mean) => mean + (duration - mean) / 16.0,
-            None => duration,
+            Some(mean) => mean + (run_mean - mean) * weight,
+            None => run_mean,
         });
     }
 
@@ -148,6 +166,9 @@ where
 {
     fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         let pace = task.pace.get();
+        if std::env::var_os("DBG_PACE").is_some() {
+            eprintln!("pace at map start: {pace:?}");
+        }
         Window {
             pool,
             task,
@@ -321,9 +342,7 @@ where
             let results = handle.wait_all();
             self.tasks_in_flight -= results.len();
             self.completed += results.len();
-            for result in &results {
-                self.sizer.observe_running(result);
-            }
+            self.sizer.observe_running(&results);
             if let Some(mean) = self.sizer.mean() {
                 self.task.pace.set(mean);
             }
@@ -676,11 +695,11 @@ mod tests {
         let mut sizer = RunSizer::default();
         assert_eq!(sizer.length(32), 1);
         let output = |micros| finished_in(Duration::from_micros(micros));
-        sizer.observe(&output(10));
+        sizer.observe(&[output(10)]);
         assert_eq!(sizer.length(32), 10);
         assert_eq!(sizer.length(4), 4);
         for _ in 0..200 {
-            sizer.observe(&output(500));
+            sizer.observe(&[output(500)]);
         }
         assert_eq!(sizer.length(32), 1);
 
@@ -691,9 +710,34 @@ mod tests {
         if let Ok(output) = &mut first {
             output.metrics.instantiate = Duration::from_micros(400);
         }
-        sizer.observe_running(&first);
+        sizer.observe_running(std::slice::from_ref(&first));
         assert_eq!(sizer.length(500), 100);
-        sizer.observe(&first);
+        sizer.observe(&[first]);
         assert_eq!(sizer.length(500), 3);
+    }
+
+    /// The first task of a run pays for starting it: what the others take
+    /// moves the average, whichever of them finished last.
+    #[test]
+    fn a_runs_slow_first_task_does_not_swing_the_average() {
+        let output = |micros| finished_in(Duration::from_micros(micros));
+        let mut sizer = RunSizer::starting_at(Some(3e-6));
+        // 50 us to start the run, then tasks of 1 us; a slow one among
+        // them counts as it is.
+        let run: Vec<TaskResult> = std::iter::once(output(50))
+            .chain((0..98).map(|_| output(1)))
+            .chain([output(99)])
+            .collect();
+        sizer.observe(&run);
+        let mean = sizer.mean().unwrap();
+        assert!((mean - 1.99e-6).abs() < 0.01e-6, "{mean}");
+        assert_eq!(sizer.length(1000), 50);
+        // A run of one moves it a sixteenth of the way, as a task did.
+        sizer.observe(&[output(50)]);
+        let moved = sizer.mean().unwrap();
+        assert!(
+            (moved - (mean + (50e-6 - mean) / 16.0)).abs() < 1e-12,
+            "{moved}"
+        );
     }
 }

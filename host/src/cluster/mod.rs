@@ -652,6 +652,7 @@ impl Coordinator {
                 return Err(wire::Malformed);
             }
             self.ranks[index].holding -= results.len();
+            self.sizer.observe(&results);
             for result in &results {
                 // The task's own time on its worker, not its time in
                 // flight (most of which it waits in the rank's queue).
@@ -661,7 +662,6 @@ impl Coordinator {
                     Err(error) => error.worker().unwrap_or(first_worker),
                 };
                 self.counters.completed(worker, busy, result);
-                self.sizer.observe(result);
             }
             held.slot.finish(results);
         }
