@@ -44,6 +44,8 @@ const RUN_TIME: Duration = Duration::from_micros(100);
 pub(crate) struct RunSizer {
     /// Seconds.
     mean_duration: Option<f64>,
+    /// The same average, of runs of several tasks only.
+    in_runs: Option<f64>,
 }
 
 impl RunSizer {
@@ -51,12 +53,22 @@ impl RunSizer {
     pub(crate) fn starting_at(mean: Option<f64>) -> RunSizer {
         RunSizer {
             mean_duration: mean,
+            in_runs: None,
         }
     }
 
     /// The average task duration, in seconds, if a task has been seen.
     pub(crate) fn mean(&self) -> Option<f64> {
         self.mean_duration
+    }
+
+    /// Where the task's next map should start: what its tasks took in runs
+    /// of several, if any ran so, else the average. A map's first runs are
+    /// of one task each, and a short map may have few others: a task alone
+    /// takes several times what it takes in a run, and the next map, with
+    /// the inputs at hand, sends runs.
+    pub(crate) fn pace(&self) -> Option<f64> {
+        self.in_runs.or(self.mean_duration)
     }
 
     /// Folds a finished run's tasks into the average: what each task adds
@@ -91,19 +103,25 @@ impl RunSizer {
     }
 
     fn fold(&mut self, results: &[TaskResult], duration: impl Fn(&TaskResult) -> Duration) {
-        let results = match results {
+        let (results, several) = match results {
             [] => return,
-            [one] => std::slice::from_ref(one),
-            [_first, rest @ ..] => rest,
+            [one] => (std::slice::from_ref(one), false),
+            [_first, rest @ ..] => (rest, true),
         };
         let total: Duration = results.iter().map(duration).sum();
         let run_mean = total.as_secs_f64() / results.len() as f64;
         // Each task moves the average a sixteenth of the way.
         let weight = 1.0 - (15.0f64 / 16.0).powi(results.len().min(1 << 16) as i32);
-        self.mean_duration = Some(match self.mean_duration {
-            Some(mean) => mean + (run_mean - mean) * weight,
-            None => run_mean,
-        });
+        let fold = |average: Option<f64>| {
+            Some(match average {
+                Some(mean) => mean + (run_mean - mean) * weight,
+                None => run_mean,
+            })
+        };
+        self.mean_duration = fold(self.mean_duration);
+        if several {
+            self.in_runs = fold(self.in_runs);
+        }
     }
 
     /// The run length now, between 1 and `max`.
@@ -343,8 +361,8 @@ where
             self.tasks_in_flight -= results.len();
             self.completed += results.len();
             self.sizer.observe_running(&results);
-            if let Some(mean) = self.sizer.mean() {
-                self.task.pace.set(mean);
+            if let Some(pace) = self.sizer.pace() {
+                self.task.pace.set(pace);
             }
             self.finished = Some((first, results.into_iter()));
             self.take_finished().expect("a run has at least one task")
@@ -739,5 +757,26 @@ mod tests {
             (moved - (mean + (50e-6 - mean) / 16.0)).abs() < 1e-12,
             "{moved}"
         );
+    }
+
+    /// A short first map runs mostly tasks alone, which take several times
+    /// what they take in runs: the next map starts from the runs'.
+    #[test]
+    fn the_next_map_starts_from_what_tasks_took_in_runs() {
+        let output = |micros| finished_in(Duration::from_micros(micros));
+        let mut sizer = RunSizer::default();
+        assert_eq!(sizer.pace(), None);
+        for _ in 0..8 {
+            sizer.observe(&[output(5)]);
+        }
+        assert_eq!(sizer.pace(), sizer.mean());
+        let run: Vec<TaskResult> = std::iter::once(output(20))
+            .chain((0..20).map(|_| output(1)))
+            .collect();
+        sizer.observe(&run);
+        sizer.observe(&[output(5)]);
+        let pace = sizer.pace().unwrap();
+        assert!((pace - 1e-6).abs() < 1e-12, "{pace}");
+        assert!(sizer.mean().unwrap() > 1.2e-6, "{:?}", sizer.mean());
     }
 }
