@@ -58,6 +58,7 @@ impl RunSizer {
     }
 
     /// The average task duration, in seconds, if a task has been seen.
+    #[cfg(test)]
     pub(crate) fn mean(&self) -> Option<f64> {
         self.mean_duration
     }
