@@ -185,9 +185,6 @@ where
 {
     fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         let pace = task.pace.get();
-        if std::env::var_os("DBG_PACE").is_some() {
-            eprintln!("pace at map start: {pace:?}");
-        }
         Window {
             pool,
             task,
