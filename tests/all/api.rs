@@ -216,9 +216,14 @@ fn batched_inputs_end_as_they_would_one_call_each() {
 /// `finish-input` and takes the next with `next-input`, two calls where the
 /// SDK now makes one: the host still takes them. A guest that breaks the
 /// protocol fails the input it broke it on, and no other.
+///
+/// Which inputs share a run follows what tasks take, so a breaking input
+/// may run alone (through `run`, where the guest fails it with `ran
+/// alone`); a map after one of the same task starts from its pace, in
+/// runs, so most do not, and each way of breaking is seen in a run.
 #[test]
 fn a_batch_driven_by_two_calls_an_input_still_ends_as_its_own() {
-    let inputs: Vec<String> = (0..3000)
+    let inputs: Vec<String> = (0..3001)
         .map(|n| match n {
             _ if n % 250 == 249 => "\"return\"".to_string(),
             _ if n % 100 == 99 => "\"skip-finish\"".to_string(),
@@ -231,8 +236,11 @@ fn a_batch_driven_by_two_calls_an_input_still_ends_as_its_own() {
         .build()
         .unwrap();
     let protocol = pool.load(guest("batch-protocol")).unwrap();
+    let warm_up = (0..1000).map(|n| n.to_string());
+    assert!(pool.map(&protocol, warm_up).all(|result| result.is_ok()));
     let results: Vec<_> = pool.map(&protocol, &inputs).collect();
-    assert!(pool.stats().batched > 500, "{:?}", pool.stats());
+    assert!(pool.stats().batched > 1000, "{:?}", pool.stats());
+    let mut broken_in_runs = HashSet::new();
     for (input, result) in inputs.iter().zip(&results) {
         match input.as_str() {
             "\"return\"" | "\"skip-finish\"" => {
@@ -243,11 +251,15 @@ fn a_batch_driven_by_two_calls_an_input_still_ends_as_its_own() {
                 } else {
                     "run-batch took another input before finishing this one"
                 };
-                assert_eq!(error.message(), broken);
+                if error.message() != "ran alone" {
+                    assert_eq!(error.message(), broken);
+                    broken_in_runs.insert(input.as_str());
+                }
             }
             _ => assert_eq!(result.as_ref().unwrap().value(), input.as_bytes()),
         }
     }
+    assert_eq!(broken_in_runs.len(), 2, "{broken_in_runs:?}");
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //!
 //! - `"skip-finish"`: takes the next input without finishing this one;
 //! - `"return"`: returns from `run-batch` without finishing this one.
+//!
+//! Run alone (through `run`, as a run of one input is), those two fail
+//! with `ran alone`: there is no protocol to break.
 
 use wasmpool_guest::bindings::{self, wasmpool::task::host};
 
@@ -13,7 +16,10 @@ struct Protocol;
 
 impl bindings::Guest for Protocol {
     fn run(input: Vec<u8>) -> Result<Vec<u8>, String> {
-        Ok(input)
+        match input.as_slice() {
+            b"\"skip-finish\"" | b"\"return\"" => Err("ran alone".to_string()),
+            _ => Ok(input),
+        }
     }
 
     fn run_batch() {
