@@ -145,6 +145,9 @@ impl RunSizer {
 
 type OnComplete<'p> = Box<dyn FnMut(usize, &TaskResult) + 'p>;
 
+/// A finished run's results, each moved out only when its turn comes.
+type Results = std::vec::IntoIter<TaskResult>;
+
 /// The tasks of one map in flight, fed from the inputs as room frees up.
 struct Window<'p, I> {
     pool: &'p dyn Submit,
@@ -170,10 +173,6 @@ struct Window<'p, I> {
     completions: Arc<Completions>,
     /// Runs announced and not yet taken, by the index of their first input.
     announced: VecDeque<usize>,
-    /// The results of the last run taken and not yet handed out, with the
-    /// index of the next one's input: each moves out of the run's vector
-    /// only when its turn comes.
-    finished: Option<(usize, std::vec::IntoIter<TaskResult>)>,
     on_complete: Option<OnComplete<'p>>,
     sizer: RunSizer,
 }
@@ -198,7 +197,6 @@ where
             refused: Vec::new(),
             completions: Completions::new(),
             announced: VecDeque::new(),
-            finished: None,
             on_complete: None,
             sizer: RunSizer::starting_at(pace),
             paced: pace.is_some(),
@@ -298,12 +296,10 @@ where
     }
 
     /// How many results are still to come from this window: one per input
-    /// not yet read, and one per task read and not yet handed out.
+    /// not yet read, and one per task read and not yet taken in a run.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let read = self.tasks_in_flight
-            + self.finished_len()
-            + self.refused.len()
-            + usize::from(self.held_back.is_some());
+        let read =
+            self.tasks_in_flight + self.refused.len() + usize::from(self.held_back.is_some());
         let (lower, upper) = self.inputs.size_hint();
         (
             lower.saturating_add(read),
@@ -311,34 +307,19 @@ where
         )
     }
 
-    fn finished_len(&self) -> usize {
-        self.finished
-            .as_ref()
-            .map_or(0, |(_, results)| results.len())
-    }
-
-    /// The next result of the last run taken, if it has one left.
-    fn take_finished(&mut self) -> Option<(usize, TaskResult)> {
-        let (index, results) = self.finished.as_mut()?;
-        let result = results.next()?;
-        *index += 1;
-        Some((*index - 1, result))
-    }
-
-    /// The next task to finish among indices below `bound`, in completion
-    /// order; `None` when the inputs are exhausted and all have finished.
-    fn next_completion(&mut self, bound: usize) -> Option<(usize, TaskResult)> {
-        if self.finished_len() == 0 {
-            self.fill(bound);
-        }
-        let (index, result) = if let Some(index) = self.refused.pop() {
+    /// The next run to finish among indices below `bound`, in completion
+    /// order, with the index of its first input; `None` when the inputs are
+    /// exhausted and all have finished. Its results stay in the run's
+    /// vector until each is handed out: a run taken ahead of its turn is
+    /// held whole, not copied result by result.
+    fn next_run(&mut self, bound: usize) -> Option<(usize, Results)> {
+        self.fill(bound);
+        let (first, results) = if let Some(index) = self.refused.pop() {
             let error = TaskError::new(
                 ErrorKind::Cancelled,
                 "the pool was shut down before this task was queued",
             );
-            (index, Err(error))
-        } else if let Some(finished) = self.take_finished() {
-            finished
+            (index, vec![Err(error)])
         } else if self.in_flight.is_empty() {
             return None;
         } else {
@@ -362,13 +343,14 @@ where
             if let Some(pace) = self.sizer.pace() {
                 self.task.pace.set(pace);
             }
-            self.finished = Some((first, results.into_iter()));
-            self.take_finished().expect("a run has at least one task")
+            (first, results)
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
-            on_complete(index, &result);
+            for (offset, result) in results.iter().enumerate() {
+                on_complete(first + offset, result);
+            }
         }
-        Some((index, result))
+        Some((first, results.into_iter()))
     }
 }
 
@@ -385,10 +367,12 @@ pub struct Map<'p, I> {
     window: Window<'p, I>,
     /// The index of the next result to yield.
     head: usize,
-    /// Results finished ahead of their turn, by index from `head`; never
-    /// longer than the window, since no input at or past `head + limit` is
-    /// read before `head`'s result is yielded.
-    ready: VecDeque<Option<TaskResult>>,
+    /// What is left of the run `head` is in.
+    current: Results,
+    /// Runs finished ahead of their turn, by the index of their first
+    /// input; never more results than the window, since no input at or
+    /// past `head + limit` is read before `head`'s result is yielded.
+    ready: IdMap<usize, Results>,
 }
 
 impl<'p, I> Map<'p, I>
@@ -400,7 +384,8 @@ where
         Map {
             window: Window::new(pool, task, inputs, limit),
             head: 0,
-            ready: VecDeque::new(),
+            current: Vec::new().into_iter(),
+            ready: IdMap::default(),
         }
     }
 
@@ -435,30 +420,31 @@ where
 
     fn next(&mut self) -> Option<TaskResult> {
         loop {
-            if let Some(Some(_)) = self.ready.front() {
+            if let Some(result) = self.current.next() {
                 self.head += 1;
-                return self.ready.pop_front().flatten();
+                return Some(result);
+            }
+            // Runs cover the indices one after another: the next starts
+            // at `head`.
+            if let Some(run) = self.ready.remove(&self.head) {
+                self.current = run;
+                continue;
             }
             // Reading only up to head + limit bounds the results held back
             // behind a slow task, not only the tasks in flight.
             let bound = self.head.saturating_add(self.window.limit);
-            let (index, result) = self.window.next_completion(bound)?;
-            let offset = index - self.head;
-            if offset == 0 && self.ready.is_empty() {
-                // Its turn, with none held back: straight out.
-                self.head += 1;
-                return Some(result);
+            let (first, run) = self.window.next_run(bound)?;
+            if first == self.head {
+                self.current = run;
+            } else {
+                self.ready.insert(first, run);
             }
-            if self.ready.len() <= offset {
-                self.ready.resize_with(offset + 1, || None);
-            }
-            self.ready[offset] = Some(result);
         }
     }
 
     /// Exact when the inputs' own hint is: one result per input.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let waiting = self.ready.iter().filter(|result| result.is_some()).count();
+        let waiting = self.current.len() + self.ready.values().map(Results::len).sum::<usize>();
         let (lower, upper) = self.window.size_hint();
         (
             lower.saturating_add(waiting),
@@ -472,6 +458,9 @@ where
 /// order the tasks finish.
 pub struct MapUnordered<'p, I> {
     window: Window<'p, I>,
+    /// What is left of the last run taken, with the index of the next
+    /// result's input.
+    current: (usize, Results),
 }
 
 impl<'p, I> MapUnordered<'p, I>
@@ -482,6 +471,7 @@ where
     pub(crate) fn new(pool: &'p dyn Submit, task: Task, inputs: I, limit: usize) -> Self {
         MapUnordered {
             window: Window::new(pool, task, inputs, limit),
+            current: (0, Vec::new().into_iter()),
         }
     }
 
@@ -500,12 +490,24 @@ where
     type Item = (usize, TaskResult);
 
     fn next(&mut self) -> Option<(usize, TaskResult)> {
-        self.window.next_completion(usize::MAX)
+        loop {
+            let (index, results) = &mut self.current;
+            if let Some(result) = results.next() {
+                *index += 1;
+                return Some((*index - 1, result));
+            }
+            self.current = self.window.next_run(usize::MAX)?;
+        }
     }
 
     /// Exact when the inputs' own hint is: one result per input.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.window.size_hint()
+        let waiting = self.current.1.len();
+        let (lower, upper) = self.window.size_hint();
+        (
+            lower.saturating_add(waiting),
+            upper.and_then(|upper| upper.checked_add(waiting)),
+        )
     }
 }
 
@@ -652,7 +654,8 @@ mod tests {
         assert_eq!(queued.lengths(), [1, 1, 1, 1]);
         queued.finish(Duration::from_micros(1));
         for _ in 0..4 {
-            window.next_completion(usize::MAX).unwrap().1.unwrap();
+            let (_, mut results) = window.next_run(usize::MAX).unwrap();
+            results.next().unwrap().unwrap();
         }
         // Four more a task finished, now as one run of tiny tasks.
         window.fill(usize::MAX);
@@ -665,6 +668,47 @@ mod tests {
         let mut window = Window::new(&next, task, numbers(10_000), 1024);
         window.fill(usize::MAX);
         assert_eq!(next.lengths(), [100; 10]);
+    }
+
+    #[test]
+    fn runs_that_finish_out_of_turn_are_handed_out_in_input_order() {
+        let task = empty_task();
+        task.pace.set(1e-6);
+        let queued = Queued::default();
+        let seen = RefCell::new(Vec::new());
+        let mut map = Map::new(&queued, task, numbers(1000), 1024)
+            .on_complete(|index, _| seen.borrow_mut().push(index));
+        map.window.fill(usize::MAX);
+        assert_eq!(queued.lengths(), [100; 10]);
+        // The last run finishes first, the first last; each result says
+        // which input it is for.
+        for (run, slot) in queued.runs.borrow().iter().enumerate().rev() {
+            assert!(slot.start());
+            let results = (0..100).map(|offset| {
+                let mut result = finished_in(Duration::from_micros(1));
+                if let Ok(output) = &mut result {
+                    output.value = (run * 100 + offset).to_string().into();
+                }
+                result
+            });
+            slot.finish(results.collect());
+        }
+        let value = |result: TaskResult| -> usize {
+            String::from_utf8(result.unwrap().into_value())
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value(map.next().unwrap()), 0);
+        // The runs ahead of their turn are held, whole, and counted.
+        assert_eq!(map.size_hint(), (999, Some(999)));
+        let rest: Vec<usize> = map.map(value).collect();
+        assert_eq!(rest, (1..1000).collect::<Vec<_>>());
+        // Each result was told as its run was taken, in the order the
+        // runs finished.
+        let seen = seen.into_inner();
+        assert_eq!(seen[..100], (900..1000).collect::<Vec<_>>());
+        assert_eq!(seen[900..], (0..100).collect::<Vec<_>>());
     }
 
     #[test]
