@@ -22,7 +22,13 @@ pub struct Captured {
 }
 
 impl Captured {
-    #[cfg(feature = "mpi")]
+    /// Nothing written.
+    pub(crate) const EMPTY: Captured = Captured {
+        bytes: Vec::new(),
+        truncated: false,
+    };
+
+    #[cfg(any(feature = "mpi", test))]
     pub(crate) fn new(bytes: Vec<u8>, truncated: bool) -> Captured {
         Captured { bytes, truncated }
     }

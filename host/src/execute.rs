@@ -27,7 +27,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::sandbox::{Command, CommandEntry, Program, Settings, TICK, bindings};
 use crate::seed::{self, TaskRngs};
-use crate::task::{TaskOutput, TaskResult};
+use crate::task::{Streams, TaskOutput, TaskResult};
 use crate::values;
 use crate::workers::Item;
 
@@ -349,8 +349,7 @@ fn finished(
     match outcome {
         Ok(value) => Ok(TaskOutput {
             value: value.into(),
-            stdout,
-            stderr,
+            streams: Streams::kept(stdout, stderr),
             duration: metrics.run + metrics.instantiate,
             worker,
             attempts: 1,

@@ -561,8 +561,7 @@ mod tests {
     fn finished_in(took: Duration) -> TaskResult {
         Ok(TaskOutput {
             value: Default::default(),
-            stdout: Default::default(),
-            stderr: Default::default(),
+            streams: None,
             duration: took,
             worker: 0,
             attempts: 1,

@@ -154,12 +154,14 @@ impl fmt::Debug for Task {
 
 /// What a successful task returned, what it printed, how long it took and
 /// which worker ran it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TaskOutput {
     /// Shared, not copied, with the message it came in on a cluster.
     pub(crate) value: Bytes,
-    pub(crate) stdout: Captured,
-    pub(crate) stderr: Captured,
+    /// What it printed; `None` for a task that printed nothing, as most
+    /// do: results are moved several times on their way to the caller and
+    /// collected by the thousand, so they stay small.
+    pub(crate) streams: Option<Box<Streams>>,
     pub(crate) duration: Duration,
     pub(crate) worker: usize,
     pub(crate) attempts: u32,
@@ -186,12 +188,16 @@ impl TaskOutput {
 
     /// What the task printed on stdout.
     pub fn stdout(&self) -> &Captured {
-        &self.stdout
+        self.streams
+            .as_ref()
+            .map_or(&NOTHING, |streams| &streams.stdout)
     }
 
     /// What the task printed on stderr.
     pub fn stderr(&self) -> &Captured {
-        &self.stderr
+        self.streams
+            .as_ref()
+            .map_or(&NOTHING, |streams| &streams.stderr)
     }
 
     /// Wall time from the start of instantiation to the end of `run`.
@@ -212,5 +218,72 @@ impl TaskOutput {
     /// When the (last) run happened and what it cost.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+impl fmt::Debug for TaskOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskOutput")
+            .field("value", &self.value)
+            .field("stdout", self.stdout())
+            .field("stderr", self.stderr())
+            .field("duration", &self.duration)
+            .field("worker", &self.worker)
+            .field("attempts", &self.attempts)
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+/// What a task that printed something printed.
+#[derive(Clone)]
+pub(crate) struct Streams {
+    stdout: Captured,
+    stderr: Captured,
+}
+
+impl Streams {
+    /// The streams a result keeps: none if nothing was written to either.
+    pub(crate) fn kept(stdout: Captured, stderr: Captured) -> Option<Box<Streams>> {
+        if stdout.is_empty() && stderr.is_empty() {
+            None
+        } else {
+            Some(Box::new(Streams { stdout, stderr }))
+        }
+    }
+}
+
+/// What a task that wrote nothing wrote.
+static NOTHING: Captured = Captured::EMPTY;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_keeps_what_was_printed_and_stays_small_without_it() {
+        let output = |stdout: Captured| TaskOutput {
+            value: Bytes::from_static(b"1"),
+            streams: Streams::kept(stdout, Captured::EMPTY),
+            duration: Duration::ZERO,
+            worker: 0,
+            attempts: 1,
+            metrics: Metrics::default(),
+        };
+        let quiet = output(Captured::EMPTY);
+        assert!(quiet.streams.is_none());
+        assert!(quiet.stdout().is_empty() && quiet.stderr().is_empty());
+        // Truncated at a limit of zero: nothing kept, but something written.
+        let cut = output(Captured::new(Vec::new(), true));
+        assert!(cut.stdout().is_truncated());
+        let said = output(Captured::new(b"hi\n".to_vec(), false));
+        assert_eq!(said.stdout().as_bytes(), b"hi\n");
+        assert!(said.stderr().is_empty());
+        // Value, streams, duration, worker, attempts and metrics: no more.
+        assert!(
+            size_of::<TaskResult>() <= 144,
+            "{}",
+            size_of::<TaskResult>()
+        );
     }
 }

@@ -301,8 +301,7 @@ mod tests {
             slot.cancel();
             Ok(TaskOutput {
                 value: Default::default(),
-                stdout: Default::default(),
-                stderr: Default::default(),
+                streams: None,
                 duration: Default::default(),
                 worker,
                 attempts: 1,

@@ -10,7 +10,7 @@ use crate::capture::Captured;
 use crate::error::{ErrorKind, TaskError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::task::{LoadOptions, TaskOutput, TaskResult};
+use crate::task::{LoadOptions, Streams, TaskOutput, TaskResult};
 
 /// Message tags.
 pub(crate) const READY: i32 = 1;
@@ -400,8 +400,7 @@ fn read_result(
     let result = match outcome {
         Ok(value) => Ok(TaskOutput {
             value,
-            stdout,
-            stderr,
+            streams: Streams::kept(stdout, stderr),
             duration,
             worker: worker.unwrap_or(first_worker),
             attempts,
