@@ -4,8 +4,9 @@ mod cli;
 
 /// The record path allocates and frees per task from several threads (an
 /// input on the reading thread, its output on a worker): mimalloc took
-/// 12-20% off a run of tiny tasks against glibc's malloc, for about 20 MiB
-/// more peak memory, flat in the input count (BENCHMARKS.md).
+/// 12-20% off a run of tiny tasks against glibc's malloc (BENCHMARKS.md).
+/// The 20 MiB more peak memory it was measured with were transparent huge
+/// pages, which a run now turns off (`cli::run`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -181,6 +181,36 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
 
+/// mimalloc asks for transparent huge pages for the binary's heap; a run
+/// turns them off for itself (faulting them in stalled runs of tiny
+/// tasks for milliseconds at a time).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_keeps_its_heap_on_small_pages() {
+    // The first task's record says the run is under way; the second task
+    // keeps it there until it is killed.
+    let mut child = wasmpool()
+        .args(["run", "-q", "-j", "1", "--inputs", r#"["ok", "loop"]"#])
+        .arg(guest("trap-zoo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with(r#"{"index":0,"#), "{first}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(thp.trim(), "0");
+}
+
 #[test]
 fn bad_usage_and_bad_tasks_get_one_line_errors_and_exit_2() {
     let fib = guest("fib");
