@@ -162,19 +162,12 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
     // reader has gone.
     let lines: String = (0..20_000).map(|n| format!("{}\n", n % 20)).collect();
     std::fs::write(&input, lines).unwrap();
-    let mut child = wasmpool()
-        .args(["run", "-q", "--input-file"])
-        .arg(&input)
-        .arg(guest("fib"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with(r#"{"index":0,"#), "{first}");
+    let child = started_run(
+        wasmpool()
+            .args(["run", "-q", "--input-file"])
+            .arg(&input)
+            .arg(guest("fib")),
+    );
     // The reader (and the pipe) is gone now.
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -189,9 +182,25 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
 fn a_run_keeps_its_heap_on_small_pages() {
     // The first task's record says the run is under way; the second task
     // keeps it there until it is killed.
-    let mut child = wasmpool()
-        .args(["run", "-q", "-j", "1", "--inputs", r#"["ok", "loop"]"#])
-        .arg(guest("trap-zoo"))
+    let mut child = started_run(
+        wasmpool()
+            .args(["run", "-q", "-j", "1", "--inputs", r#"["ok", "loop"]"#])
+            .arg(guest("trap-zoo")),
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(thp.trim(), "0");
+}
+
+/// Starts `run` and reads its first record, input 0's, off its stdout,
+/// then closes that end.
+fn started_run(run: &mut std::process::Command) -> std::process::Child {
+    let mut child = run
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -201,14 +210,7 @@ fn a_run_keeps_its_heap_on_small_pages() {
         .read_line(&mut first)
         .unwrap();
     assert!(first.starts_with(r#"{"index":0,"#), "{first}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let thp = status
-        .lines()
-        .find_map(|line| line.strip_prefix("THP_enabled:"))
-        .expect("the kernel reports THP_enabled");
-    assert_eq!(thp.trim(), "0");
+    child
 }
 
 #[test]
