@@ -295,11 +295,14 @@ where
         }
     }
 
-    /// How many results are still to come from this window: one per input
-    /// not yet read, and one per task read and not yet taken in a run.
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let read =
-            self.tasks_in_flight + self.refused.len() + usize::from(self.held_back.is_some());
+    /// How many results are still to come from this window and the
+    /// `taken` results of its runs not yet handed out: one per input not
+    /// yet read, and one per task read and not yet handed out.
+    fn size_hint(&self, taken: usize) -> (usize, Option<usize>) {
+        let read = self.tasks_in_flight
+            + self.refused.len()
+            + usize::from(self.held_back.is_some())
+            + taken;
         let (lower, upper) = self.inputs.size_hint();
         (
             lower.saturating_add(read),
@@ -445,11 +448,7 @@ where
     /// Exact when the inputs' own hint is: one result per input.
     fn size_hint(&self) -> (usize, Option<usize>) {
         let waiting = self.current.len() + self.ready.values().map(Results::len).sum::<usize>();
-        let (lower, upper) = self.window.size_hint();
-        (
-            lower.saturating_add(waiting),
-            upper.and_then(|upper| upper.checked_add(waiting)),
-        )
+        self.window.size_hint(waiting)
     }
 }
 
@@ -502,12 +501,7 @@ where
 
     /// Exact when the inputs' own hint is: one result per input.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let waiting = self.current.1.len();
-        let (lower, upper) = self.window.size_hint();
-        (
-            lower.saturating_add(waiting),
-            upper.and_then(|upper| upper.checked_add(waiting)),
-        )
+        self.window.size_hint(self.current.1.len())
     }
 }
 
