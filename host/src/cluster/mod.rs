@@ -24,11 +24,11 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
 use mpi::Tag;
 use mpi::Threading;
 use mpi::environment::Universe;
@@ -122,6 +122,8 @@ pub struct Cluster {
     /// Compiles tasks on rank 0 to check them before they are sent.
     checker: Pool,
     control: Sender<Control>,
+    /// The MPI thread, woken by each order sent on `control`.
+    mpi_thread: Thread,
     /// What each rank holds, by rank: read here, without a round trip
     /// through the MPI thread, which may be busy or inside an MPI call when
     /// a signal (often a rank's death) asks, with mpirun about to kill this
@@ -237,6 +239,7 @@ impl Cluster {
         Ok(Cluster {
             checker,
             control,
+            mpi_thread: thread.thread().clone(),
             held,
             thread: Mutex::new(Some(thread)),
             tasks: Mutex::new(HashMap::new()),
@@ -255,6 +258,13 @@ impl Cluster {
         })
     }
 
+    /// Hands `order` to the MPI thread and wakes it if it waits.
+    fn order(&self, order: Control) -> Result<(), SendError<Control>> {
+        self.control.send(order)?;
+        self.mpi_thread.unpark();
+        Ok(())
+    }
+
     /// The id the ranks know `task` by.
     fn task_id(&self, task: &Task) -> Option<u64> {
         lock(&self.tasks).get(&program_key(task)).copied()
@@ -269,7 +279,7 @@ impl Executor for Cluster {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = crossbeam_channel::bounded(1);
         let message = wire::load(id, &bytes, task.name(), options);
-        let sent = self.control.send(Control::Load {
+        let sent = self.order(Control::Load {
             task: id,
             message,
             reply,
@@ -315,7 +325,7 @@ impl Executor for Cluster {
     }
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {
-        let _ = self.control.send(Control::Shutdown { cancel_pending });
+        let _ = self.order(Control::Shutdown { cancel_pending });
         if wait && let Some(thread) = lock(&self.thread).take() {
             let _ = thread.join();
         }
@@ -383,7 +393,7 @@ impl Submit for Cluster {
             },
             slot: Arc::clone(&slot),
         };
-        match self.control.send(Control::Run(run)) {
+        match self.order(Control::Run(run)) {
             Ok(()) => {
                 self.counters.submitted(count);
                 Ok(TaskHandle::new(slot))
@@ -447,9 +457,17 @@ impl Coordinator {
     fn run(mut self, orders: &Receiver<Control>) {
         loop {
             let mut busy = false;
-            while let Ok(order) = orders.try_recv() {
+            loop {
+                match orders.try_recv() {
+                    Ok(order) => self.take(order),
+                    Err(TryRecvError::Empty) => break,
+                    // The cluster is gone: finish what is held, then stop.
+                    Err(TryRecvError::Disconnected) => {
+                        self.shutting_down = true;
+                        break;
+                    }
+                }
                 busy = true;
-                self.take(order);
             }
             busy |= self.dispatch();
             busy |= self.receive();
@@ -464,12 +482,12 @@ impl Coordinator {
                 break;
             }
             if !busy {
-                match orders.recv_timeout(POLL) {
-                    Ok(order) => self.take(order),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    // The cluster is gone: finish what is held, then stop.
-                    Err(RecvTimeoutError::Disconnected) => self.shutting_down = true,
-                }
+                // Until an order comes (its sender unparks this thread) or
+                // it is time to poll MPI again. Parking does not spin, as a
+                // channel's blocking receive does before it sleeps: on a
+                // machine whose cores all run tasks, spinning takes a share
+                // of theirs.
+                std::thread::park_timeout(POLL);
             }
         }
         for rank in 0..self.ranks.len() {
