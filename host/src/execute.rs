@@ -350,7 +350,6 @@ fn finished(
         Ok(value) => Ok(TaskOutput {
             value: value.into(),
             streams: Streams::kept(stdout, stderr),
-            duration: metrics.run + metrics.instantiate,
             worker,
             attempts: 1,
             metrics,

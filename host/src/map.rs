@@ -512,6 +512,7 @@ mod tests {
 
     use super::*;
     use crate::handle::Slot;
+    use crate::metrics::Metrics;
     use crate::pool::Pool;
     use crate::task::TaskOutput;
 
@@ -556,10 +557,12 @@ mod tests {
         Ok(TaskOutput {
             value: Default::default(),
             streams: None,
-            duration: took,
             worker: 0,
             attempts: 1,
-            metrics: Default::default(),
+            metrics: Metrics {
+                run: took,
+                ..Metrics::default()
+            },
         })
     }
 
@@ -759,7 +762,8 @@ mod tests {
         // Runs are sized by running time: making an instance is not a
         // task's own work when instances are kept.
         let mut sizer = RunSizer::default();
-        let mut first = finished_in(Duration::from_micros(401));
+        // 401 us in all, 400 of them making the instance.
+        let mut first = finished_in(Duration::from_micros(1));
         if let Ok(output) = &mut first {
             output.metrics.instantiate = Duration::from_micros(400);
         }

@@ -162,7 +162,6 @@ pub struct TaskOutput {
     /// do: results are moved several times on their way to the caller and
     /// collected by the thousand, so they stay small.
     pub(crate) streams: Option<Box<Streams>>,
-    pub(crate) duration: Duration,
     pub(crate) worker: usize,
     pub(crate) attempts: u32,
     pub(crate) metrics: Metrics,
@@ -202,7 +201,7 @@ impl TaskOutput {
 
     /// Wall time from the start of instantiation to the end of `run`.
     pub fn duration(&self) -> Duration {
-        self.duration
+        self.metrics.instantiate + self.metrics.run
     }
 
     /// The worker that ran the task, from 0 to `workers - 1`.
@@ -227,7 +226,7 @@ impl fmt::Debug for TaskOutput {
             .field("value", &self.value)
             .field("stdout", self.stdout())
             .field("stderr", self.stderr())
-            .field("duration", &self.duration)
+            .field("duration", &self.duration())
             .field("worker", &self.worker)
             .field("attempts", &self.attempts)
             .field("metrics", &self.metrics)
@@ -265,7 +264,6 @@ mod tests {
         let output = |stdout: Captured| TaskOutput {
             value: Bytes::from_static(b"1"),
             streams: Streams::kept(stdout, Captured::EMPTY),
-            duration: Duration::ZERO,
             worker: 0,
             attempts: 1,
             metrics: Metrics::default(),
@@ -279,9 +277,10 @@ mod tests {
         let said = output(Captured::new(b"hi\n".to_vec(), false));
         assert_eq!(said.stdout().as_bytes(), b"hi\n");
         assert!(said.stderr().is_empty());
-        // Value, streams, duration, worker, attempts and metrics: no more.
+        // Value, streams, worker, attempts and metrics (the duration is
+        // the metrics' instantiation and run): no more.
         assert!(
-            size_of::<TaskResult>() <= 144,
+            size_of::<TaskResult>() <= 128,
             "{}",
             size_of::<TaskResult>()
         );

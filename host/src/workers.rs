@@ -302,7 +302,6 @@ mod tests {
             Ok(TaskOutput {
                 value: Default::default(),
                 streams: None,
-                duration: Default::default(),
                 worker,
                 attempts: 1,
                 metrics: Default::default(),

@@ -401,7 +401,6 @@ fn read_result(
         Ok(value) => Ok(TaskOutput {
             value,
             streams: Streams::kept(stdout, stderr),
-            duration,
             worker: worker.unwrap_or(first_worker),
             attempts,
             metrics,
