@@ -50,7 +50,7 @@ use crate::stats::{Counters, Stats};
 use crate::task::{LoadOptions, Task, duration_of};
 use outbox::Outbox;
 
-use wire::{Reader, RunSpec, TaskSpec, Writer};
+use wire::{Reader, Writer};
 
 /// Tasks a worker rank may hold per core of its pool when tasks are tiny:
 /// enough for [`IN_FLIGHT`] of work each.
@@ -161,7 +161,13 @@ enum Control {
 /// Tasks queued together, sent to one rank together and finished together.
 struct Run {
     task: u64,
-    spec: RunSpec,
+    /// The id of the run's first task, which names the run.
+    id: u64,
+    /// The run as a chunk carries it ([`wire::write_run`]), framed by the
+    /// thread that submitted it: each input is copied once, on the thread
+    /// that made it, and the MPI thread only appends runs to a chunk.
+    framed: Vec<u8>,
+    seed_keys: Vec<u64>,
     slot: Arc<Slot>,
 }
 
@@ -375,22 +381,23 @@ impl Submit for Cluster {
             .first_mut()
             .and_then(|(input, _)| input.limits.take())
             .filter(|limits| *limits != self.limits);
-        let tasks = inputs
-            .into_iter()
+        let seed_keys: Vec<u64> = inputs
+            .iter()
             .zip(first..)
-            .map(|((input, position), id)| TaskSpec {
-                seed_key: input.seed_key_or(position, id),
-                input: input.bytes,
-            })
+            .map(|((input, position), id)| input.seed_key_or(*position, id))
             .collect();
+        let mut framed = Writer::default();
+        let tasks = seed_keys
+            .iter()
+            .zip(&inputs)
+            .map(|(&seed_key, (input, _))| (seed_key, input.bytes()));
+        wire::write_run(&mut framed, first, limits.as_ref(), tasks);
         let slot = Slot::new(first, count, listener);
         let run = Run {
             task,
-            spec: RunSpec {
-                id: first,
-                limits,
-                tasks,
-            },
+            id: first,
+            framed: framed.0,
+            seed_keys,
             slot: Arc::clone(&slot),
         };
         match self.order(Control::Run(run)) {
@@ -398,15 +405,11 @@ impl Submit for Cluster {
                 self.counters.submitted(count);
                 Ok(TaskHandle::new(slot))
             }
-            Err(refused) => match refused.0 {
-                Control::Run(run) => Err(run
-                    .spec
-                    .tasks
-                    .into_iter()
-                    .map(|t| Vec::from(t.input))
-                    .collect()),
-                _ => unreachable!("only the run is handed back"),
-            },
+            // The MPI thread is gone: the inputs are still here.
+            Err(_) => Err(inputs
+                .into_iter()
+                .map(|(input, _)| Vec::from(input.bytes))
+                .collect()),
         }
     }
 
@@ -583,13 +586,12 @@ impl Coordinator {
                     continue;
                 }
                 self.counters.started(length);
-                wire::write_run(&mut out, &run.spec);
-                let seed_keys = run.spec.tasks.iter().map(|task| task.seed_key).collect();
+                out.0.extend_from_slice(&run.framed);
                 held.insert(
-                    run.spec.id,
+                    run.id,
                     Held {
                         slot: run.slot,
-                        seed_keys,
+                        seed_keys: run.seed_keys,
                     },
                 );
                 rank.holding += length;

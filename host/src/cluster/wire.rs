@@ -242,9 +242,16 @@ pub(crate) struct TaskSpec {
     pub(crate) input: Bytes,
 }
 
-pub(crate) fn write_run(out: &mut Writer, run: &RunSpec) {
-    out.u64(run.id);
-    match &run.limits {
+/// Frames a run: its id, its limits of its own if any, and each task's
+/// seed key and input.
+pub(crate) fn write_run<'a>(
+    out: &mut Writer,
+    id: u64,
+    limits: Option<&Limits>,
+    tasks: impl ExactSizeIterator<Item = (u64, &'a [u8])>,
+) {
+    out.u64(id);
+    match limits {
         Some(limits) => {
             out.u8(1)
                 .opt_u64(limits.timeout.map(|t| t.as_nanos() as u64))
@@ -256,9 +263,9 @@ pub(crate) fn write_run(out: &mut Writer, run: &RunSpec) {
             out.u8(0);
         }
     }
-    out.u32(run.tasks.len() as u32);
-    for task in &run.tasks {
-        out.u64(task.seed_key).bytes(&task.input);
+    out.u32(tasks.len() as u32);
+    for (seed_key, input) in tasks {
+        out.u64(seed_key).bytes(input);
     }
 }
 
