@@ -258,7 +258,7 @@ fn library_seconds(task: &Path) -> f64 {
 fn library_rank(task: &Path) {
     use wasmpool::cluster::{self, Role};
     use wasmpool::{Executor, LoadOptions, Pool};
-    keep_to_small_pages();
+    wasmpool::keep_to_small_pages();
     let builder = Pool::builder().reuse_instances(1000);
     let Role::Coordinator(cluster) = cluster::start(builder).expect("MPI starts") else {
         return;
@@ -277,20 +277,5 @@ fn library_rank(task: &Path) {
         let seconds = started.elapsed().as_secs_f64();
         assert!(results.iter().all(Result::is_ok));
         println!("seconds={seconds}");
-    }
-}
-
-/// Turns transparent huge pages off for this process, as the wasmpool
-/// binary does: mimalloc asks for them, and a fault on one may compact
-/// memory on the spot (a first map of 35 ms instead of 11 was seen).
-fn keep_to_small_pages() {
-    #[cfg(target_os = "linux")]
-    {
-        // The kernel reads each argument as a whole unsigned long.
-        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
-        // SAFETY: PR_SET_THP_DISABLE takes no pointer; it sets a flag of
-        // this process that the kernel reads when it faults a page in.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
     }
 }

@@ -88,6 +88,29 @@ pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.
 pub use wasmtime::Trap;
 
+/// Turns transparent huge pages off for this process (and what it
+/// starts); does nothing outside Linux.
+///
+/// For a program that runs many tiny tasks with an allocator that asks for
+/// huge pages for its heap, as mimalloc does (`MADV_HUGEPAGE`): under the
+/// kernel's usual `defrag=madvise`, a fault on such a page may compact
+/// memory on the spot. Runs of 10,000 tiny tasks on MPI stalled for tens of
+/// milliseconds at a time so, with no result arriving from any rank, and a
+/// first cluster map took 35 ms instead of 11 (BENCHMARKS.md). Results and
+/// records stream through a small heap; they gain nothing from huge pages.
+/// The wasmpool binary calls it before a run.
+pub fn keep_to_small_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // The kernel reads each argument as a whole unsigned long.
+        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        // SAFETY: PR_SET_THP_DISABLE takes no pointer; it sets a flag of
+        // this process that the kernel reads when it faults a page in.
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
+    }
+}
+
 /// Locks `mutex`, taking a poisoned one as it is, as the crate's locks all
 /// do.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

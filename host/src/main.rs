@@ -6,7 +6,7 @@ mod cli;
 /// input on the reading thread, its output on a worker): mimalloc took
 /// 12-20% off a run of tiny tasks against glibc's malloc (BENCHMARKS.md).
 /// The 20 MiB more peak memory it was measured with were transparent huge
-/// pages, which a run now turns off (`cli::run`).
+/// pages, which a run now turns off (`wasmpool::keep_to_small_pages`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -49,31 +49,12 @@ struct Ledger {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
-    keep_to_small_pages();
+    wasmpool::keep_to_small_pages();
     let builder = builder(&args)?;
     if args.mpi {
         return run_on_cluster(args, builder);
     }
     run_on(&args, builder.build()?)
-}
-
-/// Turns transparent huge pages off for this process (and what it
-/// starts). mimalloc asks for them for its heap (`MADV_HUGEPAGE`), and
-/// under the kernel's usual `defrag=madvise` a fault there may compact
-/// memory on the spot: runs of 10,000 tiny tasks on MPI stalled for tens
-/// of milliseconds at a time, with no result arriving from any rank, and
-/// the heap's 2 MiB pages, zeroed on first touch, held little. Records
-/// stream through a small heap; they gain nothing from huge pages.
-fn keep_to_small_pages() {
-    #[cfg(target_os = "linux")]
-    {
-        // The kernel reads each argument as a whole unsigned long.
-        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
-        // SAFETY: PR_SET_THP_DISABLE takes no pointer; it sets a flag of
-        // this process that the kernel reads when it faults a page in.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
-    }
 }
 
 /// Under `mpirun`: rank 0 runs the job, the other ranks serve it.
