@@ -1,9 +1,9 @@
 //! Argument parsing and exit codes; each subcommand lives in its own module.
 
+mod block_writer;
 mod build;
 mod inputs;
 mod live;
-mod outbox;
 mod record;
 mod report;
 mod resume;

@@ -17,9 +17,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, TaskResult};
 
+use super::block_writer::{BlockWriter, FLUSH_EVERY};
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
-use super::outbox::{FLUSH_EVERY, Outbox};
 use super::record::Record;
 use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
@@ -48,6 +48,21 @@ struct Ledger {
     text_io: bool,
 }
 
+impl Ledger {
+    fn new(started: Instant, recorded: HashSet<u64>, text_io: bool) -> Ledger {
+        Ledger {
+            started,
+            queued: FxHashMap::default(),
+            invalid: VecDeque::new(),
+            next_queued: 0,
+            recorded,
+            skipped: 0,
+            seen: 0,
+            text_io,
+        }
+    }
+}
+
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     wasmpool::keep_to_small_pages();
     let builder = builder(&args)?;
@@ -74,122 +89,57 @@ fn run_on_cluster(_: RunArgs, _: wasmpool::PoolBuilder) -> anyhow::Result<u8> {
     )
 }
 
-/// The run on a local pool or a cluster.
+/// The run on a local pool or a cluster: inputs in, records out, a
+/// summary and an exit code at the end.
 fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let task_path = super::task_file(&args.task)?;
-    let inputs = match (&args.inputs, &args.input_file, &args.lines) {
-        (Some(array), _, _) => inputs::from_json_array(array)?,
-        (None, Some(path), _) => inputs::from_jsonl(path)?,
-        (None, None, Some(path)) => inputs::from_lines(path)?,
-        (None, None, None) => unreachable!("clap requires one input source"),
-    };
+    let inputs = read_inputs(args)?;
     let recorded = match (&args.output, args.resume) {
         (Some(path), true) => resume::recorded_indices(path)?,
         _ => HashSet::new(),
     };
     let task = pool.load_with(&task_path, &load_options(args))?;
-    // A command program reads text: a string input is given as its text.
-    let text_io = task.kind() == TaskKind::Command;
-    let sink: Box<dyn Write + Send> = match &args.output {
-        Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(args.resume)
-                .truncate(!args.resume)
-                .open(path)
-                .with_context(|| format!("cannot open the output file {}", path.display()))?;
-            Box::new(BufWriter::new(file))
-        }
-        None => Box::new(BufWriter::new(io::stdout())),
-    };
-    let outbox = Outbox::new(sink);
+    let output = BlockWriter::new(open_output(args)?);
     let total = match inputs.size_hint() {
         (known, Some(most)) if known == most => Some(known as u64),
         _ => None,
     };
     let live = RefCell::new(Live::new(!args.quiet && io::stderr().is_terminal(), total));
     let started = Instant::now();
-    let ledger = RefCell::new(Ledger {
-        started,
-        queued: FxHashMap::default(),
-        invalid: VecDeque::new(),
-        next_queued: 0,
-        recorded,
-        skipped: 0,
-        seen: 0,
-        text_io,
-    });
+    // A command program reads text: a string input is given as its text.
+    let text_io = task.kind() == TaskKind::Command;
+    let ledger = RefCell::new(Ledger::new(started, recorded, text_io));
     let interrupted = AtomicBool::new(false);
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
     let signals_handle = signals.handle();
 
-    let (run_over, refresher_stop) = crossbeam_channel::bounded::<()>(0);
+    let (run_over, helpers_stop) = crossbeam_channel::bounded::<()>(0);
     let bar = live.borrow().bar();
     let written = std::thread::scope(|scope| {
         if let Some(bar) = bar {
             // The bar's counts, and the progress the running tasks report,
             // refreshed a few times a second rather than per finished task.
-            let pool = &pool;
-            let refresher_stop = refresher_stop.clone();
+            let (pool, stop) = (&pool, helpers_stop.clone());
             scope.spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(REFRESH) {
+                while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(REFRESH) {
                     Live::status(&bar, &pool.stats());
                 }
             });
         }
-        let outbox = &outbox;
+        let output = &output;
         scope.spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = refresher_stop.recv_timeout(FLUSH_EVERY) {
-                outbox.flush_in_background();
+            while let Err(RecvTimeoutError::Timeout) = helpers_stop.recv_timeout(FLUSH_EVERY) {
+                output.flush_in_background();
             }
         });
         scope.spawn(|| {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
-                // On a cluster, a signal often means that a rank died and
-                // mpirun is ending the job, with little time left: say at
-                // once, in one write, what each rank held.
-                let mut message = String::new();
-                for (rank, keys) in pool.held() {
-                    let keys: Vec<String> = keys.iter().map(u64::to_string).collect();
-                    message.push_str(&format!(
-                        "wasmpool: rank {rank} held inputs {}: --resume runs them again\n",
-                        keys.join(", ")
-                    ));
-                }
-                if args.no_interrupt {
-                    message.push_str(
-                        "wasmpool: interrupted: queued tasks cancelled; running ones cannot be \
-                         stopped (--no-interrupt): waiting for them, interrupt again to quit \
-                         without their records\n",
-                    );
-                } else {
-                    message.push_str(&format!(
-                        "wasmpool: interrupted: queued tasks cancelled; running ones get \
-                         {GRACE:?} to finish\n"
-                    ));
-                }
-                let _ = io::stderr().write_all(message.as_bytes());
-                if !args.no_interrupt {
-                    stop_after_grace(&pool, &signals_handle);
-                    return;
-                }
-                // Without epoch checks a task running wasm cannot be stopped:
-                // the run waits for it, unless asked again. The records
-                // written so far are whole lines; --resume runs the rest.
-                pool.shutdown(false, true);
-                if signals.forever().next().is_some() {
-                    let _ = outbox.flush();
-                    let _ = io::stderr().write_all(
-                        b"wasmpool: interrupted again: not waiting for the running tasks\n",
-                    );
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
+                interrupt(args, &pool, &mut signals, output);
             }
         });
-        let mut writer = RecordWriter::new(outbox, args.report.is_some());
+        let mut writer = RecordWriter::new(output, args.report.is_some());
         let written = write_records(
             inputs,
             args,
@@ -211,20 +161,103 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     };
     live.borrow().finish();
     let mut summary = written.summary(started, pool.workers());
-    let cancelled_by_interrupt = written.dropped;
+    let unrecorded = written.dropped;
     if let (Some(path), Some(rows)) = (&args.report, &written.report) {
         report::write(rows, &args.task.display().to_string(), path)?;
     }
     drop(written);
-    match outbox.flush().context("cannot write the records") {
+    match output.flush().context("cannot write the records") {
         Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
         flushed => flushed?,
     }
     let ledger = ledger.into_inner();
     summary.resumed_skipped = ledger.skipped;
     summary.interrupted = interrupted.load(Ordering::SeqCst);
+    conclude(args, &summary, &ledger, unrecorded)
+}
+
+/// The inputs, from whichever source the arguments name.
+fn read_inputs(args: &RunArgs) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+    match (&args.inputs, &args.input_file, &args.lines) {
+        (Some(array), _, _) => inputs::from_json_array(array),
+        (None, Some(path), _) => inputs::from_jsonl(path),
+        (None, None, Some(path)) => inputs::from_lines(path),
+        (None, None, None) => unreachable!("clap requires one input source"),
+    }
+}
+
+/// Where the records go: the output file (appended to with `--resume`),
+/// else stdout.
+fn open_output(args: &RunArgs) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match &args.output {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(path)
+                .with_context(|| format!("cannot open the output file {}", path.display()))?;
+            Box::new(BufWriter::new(file))
+        }
+        None => Box::new(BufWriter::new(io::stdout())),
+    })
+}
+
+/// After SIGINT or SIGTERM: says what happens, then stops the running
+/// tasks after a grace, or (with `--no-interrupt`, where they cannot be
+/// stopped) waits for them unless a second signal comes.
+fn interrupt<E: Executor>(args: &RunArgs, pool: &E, signals: &mut Signals, output: &BlockWriter) {
+    // On a cluster, a signal often means that a rank died and mpirun is
+    // ending the job, with little time left: say at once, in one write,
+    // what each rank held.
+    let mut message = String::new();
+    for (rank, keys) in pool.held() {
+        let keys: Vec<String> = keys.iter().map(u64::to_string).collect();
+        message.push_str(&format!(
+            "wasmpool: rank {rank} held inputs {}: --resume runs them again\n",
+            keys.join(", ")
+        ));
+    }
+    if args.no_interrupt {
+        message.push_str(
+            "wasmpool: interrupted: queued tasks cancelled; running ones cannot be \
+             stopped (--no-interrupt): waiting for them, interrupt again to quit \
+             without their records\n",
+        );
+    } else {
+        message.push_str(&format!(
+            "wasmpool: interrupted: queued tasks cancelled; running ones get \
+             {GRACE:?} to finish\n"
+        ));
+    }
+    let _ = io::stderr().write_all(message.as_bytes());
+    if !args.no_interrupt {
+        stop_after_grace(pool, &signals.handle());
+        return;
+    }
+    // Without epoch checks a task running wasm cannot be stopped: the run
+    // waits for it, unless asked again. The records written so far are
+    // whole lines; --resume runs the rest.
+    pool.shutdown(false, true);
+    if signals.forever().next().is_some() {
+        let _ = output.flush();
+        let _ = io::stderr()
+            .write_all(b"wasmpool: interrupted again: not waiting for the running tasks\n");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    }
+}
+
+/// The end of a run: the summary (printed, and as JSON if asked) and the
+/// exit code.
+fn conclude(
+    args: &RunArgs,
+    summary: &Summary,
+    ledger: &Ledger,
+    unrecorded: usize,
+) -> anyhow::Result<u8> {
     if let Some(path) = &args.summary_json {
-        let json = serde_json::to_vec_pretty(&summary).expect("a summary serialises");
+        let json = serde_json::to_vec_pretty(summary).expect("a summary serialises");
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the summary {}", path.display()))?;
     }
@@ -239,7 +272,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     }
     if summary.interrupted {
         eprintln!(
-            "wasmpool: interrupted: {cancelled_by_interrupt} unfinished tasks were not recorded; \
+            "wasmpool: interrupted: {unrecorded} unfinished tasks were not recorded; \
              run again with --resume to finish"
         );
         return Ok(EXIT_INTERRUPTED);
@@ -450,7 +483,7 @@ impl Ledger {
 
 /// Writes records as whole lines and counts the outcomes.
 struct RecordWriter<'w> {
-    outbox: &'w Outbox,
+    outbox: &'w BlockWriter,
     /// What the report needs of each record written, with --report.
     report: Option<Vec<report::Row>>,
     ok: usize,
@@ -460,7 +493,7 @@ struct RecordWriter<'w> {
 }
 
 impl<'w> RecordWriter<'w> {
-    fn new(outbox: &'w Outbox, report: bool) -> Self {
+    fn new(outbox: &'w BlockWriter, report: bool) -> Self {
         RecordWriter {
             outbox,
             report: report.then(Vec::new),

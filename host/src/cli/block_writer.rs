@@ -7,7 +7,7 @@
 //! a thread of the run's flushes the rest every [`FLUSH_EVERY`]: a record
 //! reaches the output at most that long after its task ended, and the
 //! output only ever receives whole lines. The writes themselves happen on
-//! the outbox's own thread, so that the thread driving the map (on a
+//! the writer's own thread, so that the thread driving the map (on a
 //! cluster, the busiest of rank 0) spends no time in the kernel for them;
 //! at most [`BLOCKS_AHEAD`] blocks wait for it.
 
@@ -29,7 +29,7 @@ const BLOCK: usize = 64 << 10;
 /// that, the records wait for the output.
 const BLOCKS_AHEAD: usize = 4;
 
-pub(crate) struct Outbox {
+pub(crate) struct BlockWriter {
     lines: Mutex<Vec<u8>>,
     /// A failed write, reported to the next record.
     failed: Arc<Mutex<Option<io::Error>>>,
@@ -45,8 +45,8 @@ enum ToWrite {
     Done(Sender<()>),
 }
 
-impl Outbox {
-    pub(crate) fn new(mut sink: Box<dyn Write + Send>) -> Outbox {
+impl BlockWriter {
+    pub(crate) fn new(mut sink: Box<dyn Write + Send>) -> BlockWriter {
         let (blocks, to_write) = bounded::<ToWrite>(BLOCKS_AHEAD);
         let failed = Arc::new(Mutex::new(None));
         let has_failed = Arc::new(AtomicBool::new(false));
@@ -75,7 +75,7 @@ impl Outbox {
                 }
             })
             .expect("spawn the output thread");
-        Outbox {
+        BlockWriter {
             lines: Mutex::new(Vec::with_capacity(BLOCK)),
             failed,
             has_failed,
@@ -149,7 +149,7 @@ impl Outbox {
     }
 }
 
-impl Drop for Outbox {
+impl Drop for BlockWriter {
     /// A run that ends early, on an error, still leaves the lines it had
     /// gathered in the output: each is a finished task's record.
     fn drop(&mut self) {
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn lines_go_out_whole_in_blocks() {
         let writes = Writes::default();
-        let outbox = Outbox::new(Box::new(writes.clone()));
+        let outbox = BlockWriter::new(Box::new(writes.clone()));
         let line = vec![b'x'; 1000];
         for _ in 0..200 {
             outbox.push(&line).unwrap();
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_reported_once() {
-        let outbox = Outbox::new(Box::new(Broken));
+        let outbox = BlockWriter::new(Box::new(Broken));
         outbox.push(b"{}").unwrap();
         let error = outbox.flush().unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn lines_gathered_are_written_when_the_outbox_goes() {
         let writes = Writes::default();
-        let outbox = Outbox::new(Box::new(writes.clone()));
+        let outbox = BlockWriter::new(Box::new(writes.clone()));
         outbox.push(b"{}").unwrap();
         drop(outbox);
         assert_eq!(*writes.0.lock().unwrap(), [b"{}\n".to_vec()]);
