@@ -2,16 +2,18 @@
 //! [`Executor`] runs on either without change.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::error::{LoadError, SubmitError};
-use crate::handle::TaskHandle;
-use crate::input::Input;
-use crate::map::{Map, MapUnordered};
-use crate::pool::Pool;
-use crate::stats::Stats;
-use crate::task::{LoadOptions, Task};
+use crate::data::error::{LoadError, SubmitError};
+use crate::data::input::Input;
+use crate::data::load_options::LoadOptions;
+use crate::sched::completions::Listener;
+use crate::sched::handle::TaskHandle;
+use crate::sched::map::{JobQueue, Map, MapUnordered};
+use crate::sched::stats::Stats;
+use crate::task::Task;
 
-/// What runs tasks: a [`Pool`] on this machine, or a `cluster::Cluster`
+/// What runs tasks: a [`Pool`](crate::Pool) on this machine, or a `cluster::Cluster`
 /// over MPI ranks (feature `mpi`).
 ///
 /// ```no_run
@@ -30,19 +32,19 @@ use crate::task::{LoadOptions, Task};
 /// ```
 pub trait Executor {
     /// Loads a task, a command program or a function to invoke (see
-    /// [`Pool::load_with`]).
+    /// [`Pool::load_with`](crate::Pool::load_with)).
     fn load_with(&self, path: &Path, options: &LoadOptions) -> Result<Task, LoadError>;
 
-    /// Queues one run of `task` on `input` (see [`Pool::submit`]).
+    /// Queues one run of `task` on `input` (see [`Pool::submit`](crate::Pool::submit)).
     fn submit_input(&self, task: &Task, input: Input) -> Result<TaskHandle, SubmitError<Vec<u8>>>;
 
-    /// Results in input order, inputs read lazily (see [`Pool::map`]).
+    /// Results in input order, inputs read lazily (see [`Pool::map`](crate::Pool::map)).
     fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
     where
         I: IntoIterator,
         I::Item: Into<Input>;
 
-    /// `(index, result)` as tasks finish (see [`Pool::map_unordered`]).
+    /// `(index, result)` as tasks finish (see [`Pool::map_unordered`](crate::Pool::map_unordered)).
     fn map_unordered<I>(&self, task: &Task, inputs: I) -> MapUnordered<'_, I::IntoIter>
     where
         I: IntoIterator,
@@ -54,11 +56,11 @@ pub trait Executor {
     /// Counters of what was submitted, runs and finished.
     fn stats(&self) -> Stats;
 
-    /// Stops taking tasks (see [`Pool::shutdown`]).
+    /// Stops taking tasks (see [`Pool::shutdown`](crate::Pool::shutdown)).
     fn shutdown(&self, wait: bool, cancel_pending: bool);
 
     /// Stops taking tasks and cancels the queued ones; a local pool also
-    /// stops the running ones (see [`Pool::shutdown_now`]).
+    /// stops the running ones (see [`Pool::shutdown_now`](crate::Pool::shutdown_now)).
     fn shutdown_now(&self);
 
     /// For a cluster: each worker rank and the seed keys (by default, the
@@ -69,44 +71,72 @@ pub trait Executor {
     }
 }
 
-impl Executor for Pool {
-    fn load_with(&self, path: &Path, options: &LoadOptions) -> Result<Task, LoadError> {
-        Pool::load_with(self, path, options)
-    }
+/// How a pool or a cluster queues a job of `task`: what its maps submit
+/// through.
+pub(crate) trait Submit {
+    /// Queues `inputs` as one job of `task` (see [`JobQueue::submit_job`]).
+    fn submit_job(
+        &self,
+        task: &Task,
+        inputs: Vec<(Input, Option<u64>)>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, Vec<Vec<u8>>>;
 
-    fn submit_input(&self, task: &Task, input: Input) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        Pool::submit(self, task, input)
-    }
+    /// How many tasks run at once.
+    fn workers(&self) -> usize;
+}
 
-    fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
-    where
-        I: IntoIterator,
-        I::Item: Into<Input>,
-    {
-        Pool::map(self, task, inputs)
-    }
+/// One task's queue on a pool or a cluster: what a map of it submits to.
+struct TaskQueue<'p> {
+    executor: &'p dyn Submit,
+    task: Task,
+}
 
-    fn map_unordered<I>(&self, task: &Task, inputs: I) -> MapUnordered<'_, I::IntoIter>
-    where
-        I: IntoIterator,
-        I::Item: Into<Input>,
-    {
-        Pool::map_unordered(self, task, inputs)
+impl JobQueue for TaskQueue<'_> {
+    fn submit_job(
+        &self,
+        inputs: Vec<(Input, Option<u64>)>,
+        listener: Option<Listener>,
+    ) -> Result<TaskHandle, Vec<Vec<u8>>> {
+        self.executor.submit_job(&self.task, inputs, listener)
     }
 
     fn workers(&self) -> usize {
-        Pool::workers(self)
+        self.executor.workers()
     }
+}
 
-    fn stats(&self) -> Stats {
-        Pool::stats(self)
-    }
+/// A map of `task` over `inputs` on `executor`, at most `window` tasks in
+/// flight: where [`Executor::map`] starts.
+pub(crate) fn map<'p, I: Iterator>(
+    executor: &'p dyn Submit,
+    task: &Task,
+    inputs: I,
+    window: usize,
+) -> Map<'p, I>
+where
+    I::Item: Into<Input>,
+{
+    let queue = TaskQueue {
+        executor,
+        task: task.clone(),
+    };
+    Map::new(Box::new(queue), Arc::clone(&task.pace), inputs, window)
+}
 
-    fn shutdown(&self, wait: bool, cancel_pending: bool) {
-        Pool::shutdown(self, wait, cancel_pending);
-    }
-
-    fn shutdown_now(&self) {
-        Pool::shutdown_now(self);
-    }
+/// [`map`], yielding results as they finish: [`Executor::map_unordered`].
+pub(crate) fn map_unordered<'p, I: Iterator>(
+    executor: &'p dyn Submit,
+    task: &Task,
+    inputs: I,
+    window: usize,
+) -> MapUnordered<'p, I>
+where
+    I::Item: Into<Input>,
+{
+    let queue = TaskQueue {
+        executor,
+        task: task.clone(),
+    };
+    MapUnordered::new(Box::new(queue), Arc::clone(&task.pace), inputs, window)
 }

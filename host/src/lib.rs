@@ -48,43 +48,38 @@
 
 #![deny(missing_docs)]
 
+// The layers, from the bottom: each imports only from those below it.
+//
+// 1. `data`: plain data both sides hand each other.
+// 2. `wasm` (everything that touches wasmtime) and `sched` (threads,
+//    queues, handles, maps), side by side: neither imports the other.
+// 3. The glue: `task`, `pool`, `executor` and `cluster` put a wasm program
+//    on the scheduler's threads.
+mod data;
+mod sched;
+mod wasm;
+
 #[cfg(feature = "mpi")]
 pub mod cluster;
-
-mod capture;
-mod completions;
-mod error;
-mod execute;
 mod executor;
-mod handle;
-mod ids;
-mod input;
-mod inspect;
-mod limits;
-mod map;
-mod metrics;
 mod pool;
-mod sandbox;
-mod seed;
-mod stats;
 mod task;
-mod values;
-mod wait;
-mod workers;
 
-pub use capture::Captured;
-pub use error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError, TaskError};
+pub use data::captured::Captured;
+pub use data::error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError, TaskError};
+pub use data::input::Input;
+pub use data::limits::Limits;
+pub use data::load_options::LoadOptions;
+pub use data::metrics::Metrics;
+pub use data::output::{TaskOutput, TaskResult};
 pub use executor::Executor;
-pub use handle::TaskHandle;
-pub use input::Input;
-pub use inspect::{Inspection, MemoryDecl, WasmKind};
-pub use limits::Limits;
-pub use map::{Map, MapUnordered};
-pub use metrics::Metrics;
 pub use pool::{Pool, PoolBuilder};
-pub use stats::Stats;
-pub use task::{LoadOptions, Task, TaskKind, TaskOutput, TaskResult};
-pub use wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
+pub use sched::handle::TaskHandle;
+pub use sched::map::{Map, MapUnordered};
+pub use sched::stats::Stats;
+pub use sched::wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
+pub use task::{Task, TaskKind};
+pub use wasm::inspect::{Inspection, MemoryDecl, WasmKind};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.
 pub use wasmtime::Trap;
 
@@ -109,12 +104,4 @@ pub fn keep_to_small_pages() {
         #[allow(unsafe_code)]
         let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
     }
-}
-
-/// Locks `mutex`, taking a poisoned one as it is, as the crate's locks all
-/// do.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,5 +1,5 @@
-//! The pool: worker threads plus the wasm runtime, and the calls a user
-//! makes: load, submit, map, shutdown.
+//! The pool: the scheduler's worker threads running programs of the wasm
+//! side, and the calls a user makes: load, submit, map, shutdown.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -7,18 +7,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::completions::Listener;
-use crate::error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError};
-use crate::execute::{self, Attempt, Placement};
-use crate::handle::{ProgressBoard, Slot, TaskHandle};
-use crate::input::Input;
-use crate::inspect::Inspection;
-use crate::limits::{DirGrant, Grants, Limits};
-use crate::map::{Map, MapUnordered, Submit};
-use crate::sandbox::{EngineOptions, Program, Runtime, Settings};
-use crate::stats::Stats;
-use crate::task::{LoadOptions, Task, TaskResult};
-use crate::workers::{Item, Job, Work, Workers};
+use crate::data::error::{BuildError, ErrorKind, LoadError, LoadErrorKind, SubmitError};
+use crate::data::input::{Input, QueuedTask};
+use crate::data::limits::{DirGrant, Grants, Limits};
+use crate::data::load_options::LoadOptions;
+use crate::data::output::TaskResult;
+use crate::data::progress::{JobControl, ProgressBoard};
+use crate::executor::{self, Executor, Submit};
+use crate::sched::completions::Listener;
+use crate::sched::handle::TaskHandle;
+use crate::sched::job::JobState;
+use crate::sched::map::{Map, MapUnordered};
+use crate::sched::stats::Stats;
+use crate::sched::workers::{Job, Runner, Workers};
+use crate::task::Task;
+use crate::wasm::batch;
+use crate::wasm::call::{self, Attempt};
+use crate::wasm::engine::{EngineConfig, UNINTERRUPTIBLE_TIMEOUT};
+use crate::wasm::inspect::Inspection;
+use crate::wasm::load::{Loader, Program};
+use crate::wasm::sandbox::Sandbox;
 
 /// Bytes of stdout, and of stderr, kept per task unless told otherwise.
 const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -28,10 +36,6 @@ const DEFAULT_MAX_STACK: usize = 512 << 10;
 
 /// Host stack of a worker thread; wasm runs on fibres of its own.
 const WORKER_STACK: usize = 2 << 20;
-
-/// Why a pool that cannot stop running wasm refuses a time-out.
-pub(crate) const UNINTERRUPTIBLE_TIMEOUT: &str = "a time-out needs a pool that can stop running wasm: drop interruptible(false) \
-     (--no-interrupt) or the time-out";
 
 /// Configures a [`Pool`]. Start from [`Pool::builder`].
 #[derive(Debug, Clone)]
@@ -218,7 +222,7 @@ impl PoolBuilder {
         if !self.interruptible && self.limits.timeout.is_some() {
             return Err(BuildError::new(UNINTERRUPTIBLE_TIMEOUT));
         }
-        let runtime = Runtime::new(&EngineOptions {
+        let loader = Loader::new(&EngineConfig {
             fuel: self.limits.fuel.is_some(),
             interruptible: self.interruptible,
             max_stack: self.max_stack,
@@ -229,8 +233,8 @@ impl PoolBuilder {
             .map_err(|error| BuildError::new(format!("cannot start a worker thread: {error}")))?;
         Ok(Pool {
             threads,
-            runtime,
-            settings: Arc::new(Settings {
+            loader,
+            sandbox: Arc::new(Sandbox {
                 max_output: self.max_output,
                 grants: self.grants,
                 seed: self.seed,
@@ -254,8 +258,8 @@ impl PoolBuilder {
 /// joins its threads (see [`Pool::shutdown`] to cancel instead).
 pub struct Pool {
     threads: Workers,
-    runtime: Runtime,
-    settings: Arc<Settings>,
+    loader: Loader,
+    sandbox: Arc<Sandbox>,
     limits: Limits,
     window: usize,
     next_id: AtomicU64,
@@ -293,7 +297,7 @@ impl Pool {
     /// by kind, and each worker's busy time. Cheap enough to poll.
     pub fn stats(&self) -> Stats {
         let mut stats = self.threads.stats();
-        stats.progress = self.settings.progress.snapshot();
+        stats.progress = self.sandbox.progress.snapshot();
         stats
     }
 
@@ -324,7 +328,7 @@ impl Pool {
             .and_then(|stem| stem.to_str())
             .unwrap_or("task");
         let program = self
-            .runtime
+            .loader
             .load_program(&bytes, name, options)
             .map_err(|error| error.at(path))?;
         Ok(Task::new(program, name))
@@ -351,7 +355,7 @@ impl Pool {
         name: &str,
         options: &LoadOptions,
     ) -> Result<Task, LoadError> {
-        let program = self.runtime.load_program(bytes, name, options)?;
+        let program = self.loader.load_program(bytes, name, options)?;
         Ok(Task::new(program, name))
     }
 
@@ -359,13 +363,13 @@ impl Pool {
     /// module, ...), what it imports and exports, the memories it declares,
     /// and whether this pool can run it as a task.
     pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
-        self.runtime.inspect(bytes)
+        self.loader.inspect(bytes)
     }
 
     /// Compiles a component ahead of time for pools configured like this one;
     /// [`Pool::load`] of the result skips compilation.
     pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
-        self.runtime.precompile(bytes)
+        self.loader.precompile(bytes)
     }
 
     /// Queues one run of `task` on `input` and returns its handle at once.
@@ -376,13 +380,13 @@ impl Pool {
         task: &Task,
         input: impl Into<Input>,
     ) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
-        self.submit_run(task, vec![(input.into(), None)], None)
+        self.submit_job(task, vec![(input.into(), None)], None)
             .map_err(|mut inputs| SubmitError(inputs.swap_remove(0)))
     }
 }
 
 impl Submit for Pool {
-    fn submit_run(
+    fn submit_job(
         &self,
         task: &Task,
         mut inputs: Vec<(Input, Option<u64>)>,
@@ -393,29 +397,29 @@ impl Submit for Pool {
         let limits = inputs
             .first_mut()
             .and_then(|(input, _)| input.limits.take());
-        let items = inputs
+        let queued = inputs
             .into_iter()
             .zip(first..)
-            .map(|((input, position), id)| Item {
+            .map(|((input, position), id)| QueuedTask {
                 id,
                 index: position,
                 seed_key: input.seed_key_or(position, id),
                 input: input.bytes,
             })
             .collect();
-        let slot = Slot::new(first, tasks, listener);
-        let work = TaskWork {
+        let state = JobState::new(first, tasks, listener);
+        let runner = TaskRunner {
             program: Arc::clone(&task.program),
-            settings: Arc::clone(&self.settings),
+            sandbox: Arc::clone(&self.sandbox),
             limits: limits.unwrap_or_else(|| self.limits.clone()),
         };
         let job = Job {
-            items,
-            slot: Arc::clone(&slot),
-            work: Box::new(work),
+            tasks: queued,
+            state: Arc::clone(&state),
+            runner: Box::new(runner),
         };
         match self.threads.send(job) {
-            Ok(()) => Ok(TaskHandle::new(slot)),
+            Ok(()) => Ok(TaskHandle::new(state)),
             Err(job) => Err(job.into_inputs()),
         }
     }
@@ -425,44 +429,52 @@ impl Submit for Pool {
     }
 }
 
-/// What a job of a pool runs: a task under its settings and limits.
-struct TaskWork {
+/// What a job of a pool runs: a program in the pool's sandbox, under the
+/// job's limits.
+struct TaskRunner {
     program: Arc<Program>,
-    settings: Arc<Settings>,
+    sandbox: Arc<Sandbox>,
     limits: Limits,
 }
 
-impl TaskWork {
+impl TaskRunner {
     fn attempt(&self, worker: usize, seed_key: u64) -> Attempt<'_> {
         Attempt {
             program: &self.program,
-            settings: &self.settings,
+            sandbox: &self.sandbox,
             limits: &self.limits,
-            placement: Placement { worker, seed_key },
+            worker,
+            seed_key,
         }
     }
 }
 
-impl Work for TaskWork {
-    fn run(&mut self, worker: usize, item: &Item, slot: &Arc<Slot>) -> TaskResult {
-        let attempt = self.attempt(worker, item.seed_key);
-        run_with_retries(&attempt, &item.input, slot)
+impl Runner for TaskRunner {
+    fn run(&mut self, worker: usize, task: &QueuedTask, job: &Arc<JobState>) -> TaskResult {
+        let attempt = self.attempt(worker, task.seed_key);
+        run_with_retries(&attempt, &task.input, job)
     }
 
     /// Tasks that would share an instance anyway (reuse on) run many to a
     /// call of a component's `run-batch`, where nothing per task needs the
     /// store between them: no fuel to refill, no retry to make.
     fn batches(&self) -> bool {
-        self.settings.reuse > 1
+        self.sandbox.reuse > 1
             && self.limits.fuel.is_none()
             && self.limits.retries == 0
-            && (self.limits.timeout.is_none() || self.settings.interruptible)
+            && (self.limits.timeout.is_none() || self.sandbox.interruptible)
             && matches!(&*self.program, Program::Task(task) if task.batch.is_some())
     }
 
-    fn run_many(&mut self, worker: usize, items: &[Item], slot: &Arc<Slot>) -> Vec<TaskResult> {
+    fn run_many(
+        &mut self,
+        worker: usize,
+        tasks: &[QueuedTask],
+        job: &Arc<JobState>,
+    ) -> Vec<TaskResult> {
+        let job: Arc<dyn JobControl> = Arc::clone(job) as _;
         // Each task's own seed key is set as the guest takes its input.
-        execute::run_batch(&self.attempt(worker, 0), items, slot)
+        batch::run_batch(&self.attempt(worker, 0), tasks, &job)
     }
 }
 
@@ -477,7 +489,7 @@ impl Pool {
         I: IntoIterator,
         I::Item: Into<Input>,
     {
-        Map::new(self, task.clone(), inputs.into_iter(), self.window)
+        executor::map(self, task, inputs.into_iter(), self.window)
     }
 
     /// Like [`Pool::map`], but yields `(index, result)` as tasks finish.
@@ -486,7 +498,7 @@ impl Pool {
         I: IntoIterator,
         I::Item: Into<Input>,
     {
-        MapUnordered::new(self, task.clone(), inputs.into_iter(), self.window)
+        executor::map_unordered(self, task, inputs.into_iter(), self.window)
     }
 
     /// Stops taking tasks: later submissions fail with [`SubmitError`].
@@ -503,22 +515,64 @@ impl Pool {
     /// stops the running ones (they finish as cancelled), then joins the
     /// threads.
     pub fn shutdown_now(&self) {
-        self.settings.abort.store(true, Ordering::Relaxed);
+        self.sandbox.abort.store(true, Ordering::Relaxed);
         self.threads.shutdown(true, true);
     }
 }
 
+impl Executor for Pool {
+    fn load_with(&self, path: &Path, options: &LoadOptions) -> Result<Task, LoadError> {
+        Pool::load_with(self, path, options)
+    }
+
+    fn submit_input(&self, task: &Task, input: Input) -> Result<TaskHandle, SubmitError<Vec<u8>>> {
+        Pool::submit(self, task, input)
+    }
+
+    fn map<I>(&self, task: &Task, inputs: I) -> Map<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Into<Input>,
+    {
+        Pool::map(self, task, inputs)
+    }
+
+    fn map_unordered<I>(&self, task: &Task, inputs: I) -> MapUnordered<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Into<Input>,
+    {
+        Pool::map_unordered(self, task, inputs)
+    }
+
+    fn workers(&self) -> usize {
+        Pool::workers(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Pool::stats(self)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        Pool::shutdown(self, wait, cancel_pending);
+    }
+
+    fn shutdown_now(&self) {
+        Pool::shutdown_now(self);
+    }
+}
+
 /// Runs a task, and again after a retryable failure while its limits allow.
-fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], slot: &Arc<Slot>) -> TaskResult {
+fn run_with_retries(attempt: &Attempt<'_>, input: &[u8], job: &Arc<JobState>) -> TaskResult {
     let mut attempts = 1;
     loop {
-        let result = execute::run(attempt, input, Arc::clone(slot));
+        let result = call::run_task(attempt, input, Arc::clone(job) as _);
         let retry = match &result {
             Err(error) => {
                 error.kind().is_retryable()
                     && attempts <= attempt.limits.retries
-                    && !slot.is_cancel_requested()
-                    && !attempt.settings.abort.load(Ordering::Relaxed)
+                    && !job.is_cancel_requested()
+                    && !attempt.sandbox.abort.load(Ordering::Relaxed)
             }
             Ok(_) => false,
         };

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::capture::Captured;
-use crate::error::{ErrorKind, TaskError};
-use crate::limits::Limits;
-use crate::metrics::Metrics;
-use crate::task::{LoadOptions, Streams, TaskOutput, TaskResult};
+use crate::data::captured::Captured;
+use crate::data::error::{ErrorKind, TaskError};
+use crate::data::limits::Limits;
+use crate::data::load_options::LoadOptions;
+use crate::data::metrics::Metrics;
+use crate::data::output::{Streams, TaskOutput, TaskResult};
 
 /// Message tags.
 pub(crate) const READY: i32 = 1;
@@ -197,8 +198,8 @@ pub(crate) fn read_load(bytes: &[u8]) -> Result<Load<'_>, Malformed> {
 pub(crate) struct Progress {
     /// By worker of the rank: its running task's last report.
     pub(crate) workers: Vec<Option<f64>>,
-    /// By run id, for the runs with a report.
-    pub(crate) runs: Vec<(u64, f64)>,
+    /// By job id, for the jobs with a report.
+    pub(crate) jobs: Vec<(u64, f64)>,
 }
 
 /// `PROGRESS`: a rank's [`Progress`].
@@ -208,9 +209,9 @@ pub(crate) fn progress(progress: &Progress) -> Vec<u8> {
     for fraction in &progress.workers {
         out.opt_u64(fraction.map(f64::to_bits));
     }
-    out.u32(progress.runs.len() as u32);
-    for (run, fraction) in &progress.runs {
-        out.u64(*run).u64(fraction.to_bits());
+    out.u32(progress.jobs.len() as u32);
+    for (job, fraction) in &progress.jobs {
+        out.u64(*job).u64(fraction.to_bits());
     }
     out.0
 }
@@ -220,31 +221,31 @@ pub(crate) fn read_progress(bytes: &[u8]) -> Result<Progress, Malformed> {
     let workers = (0..input.u32()?)
         .map(|_| Ok(input.opt_u64()?.map(f64::from_bits)))
         .collect::<Result<_, Malformed>>()?;
-    let runs = (0..input.u32()?)
+    let jobs = (0..input.u32()?)
         .map(|_| Ok((input.u64()?, f64::from_bits(input.u64()?))))
         .collect::<Result<_, Malformed>>()?;
-    Ok(Progress { workers, runs })
+    Ok(Progress { workers, jobs })
 }
 
-/// One run of a `WORK` chunk: tasks of one map queued together, which the
+/// One job of a `WORK` chunk: tasks of one map queued together, which the
 /// worker rank runs as one job and sends back together.
-pub(crate) struct RunSpec {
-    /// The id of the run's first task, which names the run.
+pub(crate) struct JobSpec {
+    /// The id of the job's first task, which names the job.
     pub(crate) id: u64,
-    /// Limits of the run's own, if not the cluster's.
+    /// Limits of the job's own, if not the cluster's.
     pub(crate) limits: Option<Limits>,
     pub(crate) tasks: Vec<TaskSpec>,
 }
 
-/// One task of a run: the key of its seed and its input.
+/// One task of a job: the key of its seed and its input.
 pub(crate) struct TaskSpec {
     pub(crate) seed_key: u64,
     pub(crate) input: Bytes,
 }
 
-/// Frames a run: its id, its limits of its own if any, and each task's
+/// Frames a job: its id, its limits of its own if any, and each task's
 /// seed key and input.
-pub(crate) fn write_run<'a>(
+pub(crate) fn write_job<'a>(
     out: &mut Writer,
     id: u64,
     limits: Option<&Limits>,
@@ -269,9 +270,9 @@ pub(crate) fn write_run<'a>(
     }
 }
 
-/// A run as a worker rank reads it from `message`, which `input` reads:
+/// A job as a worker rank reads it from `message`, which `input` reads:
 /// the inputs are slices of it, not copies.
-pub(crate) fn read_run(input: &mut Reader<'_>, message: &Bytes) -> Result<RunSpec, Malformed> {
+pub(crate) fn read_job(input: &mut Reader<'_>, message: &Bytes) -> Result<JobSpec, Malformed> {
     let id = input.u64()?;
     let limits = if input.u8()? != 0 {
         let mut limits = Limits::new();
@@ -294,22 +295,22 @@ pub(crate) fn read_run(input: &mut Reader<'_>, message: &Bytes) -> Result<RunSpe
             })
         })
         .collect::<Result<_, Malformed>>()?;
-    Ok(RunSpec { id, limits, tasks })
+    Ok(JobSpec { id, limits, tasks })
 }
 
-/// A finished run, as a worker rank sends it back: its id, then one result
+/// A finished job, as a worker rank sends it back: its id, then one result
 /// per task in order.
-pub(crate) fn write_results(out: &mut Writer, run: u64, results: &[TaskResult]) {
-    out.u64(run).u32(results.len() as u32);
+pub(crate) fn write_results(out: &mut Writer, job: u64, results: &[TaskResult]) {
+    out.u64(job).u32(results.len() as u32);
     for result in results {
         write_result(out, result);
     }
 }
 
-/// A finished run as the coordinator rebuilds it: its id and results.
+/// A finished job as the coordinator rebuilds it: its id and results.
 /// `message` is what `input` reads: the outputs are slices of it, not
 /// copies (one allocation per message rather than one per task, on the
-/// thread that receives). Clocks differ between machines: a remote run is
+/// thread that receives). Clocks differ between machines: a remote job is
 /// placed as ending at `arrived`, its length as measured where it ran.
 pub(crate) fn read_results(
     input: &mut Reader<'_>,
@@ -317,13 +318,13 @@ pub(crate) fn read_results(
     first_worker: usize,
     arrived: Instant,
 ) -> Result<(u64, Vec<TaskResult>), Malformed> {
-    let run = input.u64()?;
+    let job = input.u64()?;
     let count = input.u32()?;
     let mut results = Vec::with_capacity(count as usize);
     for _ in 0..count {
         results.push(read_result(input, message, first_worker, arrived)?);
     }
-    Ok((run, results))
+    Ok((job, results))
 }
 
 fn write_result(out: &mut Writer, result: &TaskResult) {
@@ -429,6 +430,13 @@ fn read_result(
     Ok(result)
 }
 
+pub(crate) fn malformed(rank: i32) -> String {
+    format!(
+        "rank {rank} sent a message this wasmpool cannot read: job the same wasmpool \
+         build on every rank"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +445,7 @@ mod tests {
     fn progress_crosses_as_it_was() {
         let sent = Progress {
             workers: vec![None, Some(0.25), Some(1.0)],
-            runs: vec![(7, 0.25), (u64::MAX, 1.0)],
+            jobs: vec![(7, 0.25), (u64::MAX, 1.0)],
         };
         assert_eq!(read_progress(&progress(&sent)).unwrap(), sent);
         assert!(read_progress(&progress(&sent)[..10]).is_err());

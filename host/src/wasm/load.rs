@@ -1,41 +1,24 @@
-//! The wasm side: one shared `Engine` and `Linker`, its epoch ticker, and
-//! components checked and pre-linked once (`execute` runs them).
-//!
-//! Nothing here knows about queues or threads.
-
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::Duration;
+//! Loading a file as a [`Program`]: compiled once for the pool's engine,
+//! checked for what it is (a task, a command program, a function to
+//! invoke) and pre-linked against the host, so that a run only
+//! instantiates it. Also what a file is (`inspect`) and compiling ahead of
+//! time.
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre, Linker, Type};
-use wasmtime::{
-    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, Module,
-    PoolingAllocationConfig,
-};
+use wasmtime::{Engine, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use crate::error::{BuildError, LoadError, LoadErrorKind};
-use crate::execute::TaskState;
-use crate::handle::ProgressBoard;
-use crate::inspect::{self, Inspection};
-use crate::limits::Grants;
-use crate::task::LoadOptions;
-use crate::values;
-
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "task",
-        exports: { default: async },
-    });
-}
+use crate::data::error::{BuildError, LoadError, LoadErrorKind};
+use crate::data::load_options::LoadOptions;
+use crate::wasm::engine::{self, EngineConfig, Ticker};
+use crate::wasm::inspect::{self, Inspection};
+use crate::wasm::state::{HostState, bindings};
+use crate::wasm::values;
 
 /// A component of the task world, linked.
 pub(crate) struct TaskProgram {
-    pub(crate) pre: InstancePre<TaskState>,
+    pub(crate) pre: InstancePre<HostState>,
     /// Where `run` is in an instance.
     pub(crate) indices: bindings::TaskIndices,
     /// `run-batch`, which components built with the SDK export: many
@@ -79,139 +62,40 @@ pub(crate) struct Command {
 
 pub(crate) enum CommandEntry {
     /// A core module exporting `_start` (WASI preview 1).
-    Module(wasmtime::InstancePre<TaskState>),
+    Module(wasmtime::InstancePre<HostState>),
     /// A component exporting `wasi:cli/run`.
-    Component(CommandPre<TaskState>),
+    Component(CommandPre<HostState>),
 }
 
 /// One exported function of a component and its signature.
 pub(crate) struct Invoke {
-    pub(crate) pre: wasmtime::component::InstancePre<TaskState>,
+    pub(crate) pre: wasmtime::component::InstancePre<HostState>,
     pub(crate) export: ComponentExportIndex,
     pub(crate) params: Vec<(String, Type)>,
     /// How many values it returns.
     pub(crate) results: usize,
 }
 
-/// How often the engine's epoch advances: the granularity of time-outs and
-/// of cancelling a running task.
-pub(crate) const TICK: Duration = Duration::from_millis(5);
-
-/// What every run of every task in one pool shares.
-pub(crate) struct Settings {
-    /// Bytes of stdout, and of stderr, kept per task.
-    pub(crate) max_output: usize,
-    pub(crate) grants: Grants,
-    /// The run's seed: each task's random source is derived from it.
-    pub(crate) seed: Option<u64>,
-    /// Set to stop every running task at once (a shutdown that cancels).
-    pub(crate) abort: AtomicBool,
-    /// Runs per instance: 1 for a fresh instance every task.
-    pub(crate) reuse: u32,
-    /// Whether running wasm can be stopped (the engine has epoch checks).
-    pub(crate) interruptible: bool,
-    /// What each worker's running task last reported.
-    pub(crate) progress: ProgressBoard,
-}
-
-/// The engine and the host functions every task is linked against, and the
-/// thread that advances the engine's epoch.
-pub(crate) struct Runtime {
+/// Loads programs for one pool: its engine, the host functions every task
+/// is linked against, and the thread that advances the engine's epoch.
+pub(crate) struct Loader {
     engine: Engine,
-    linker: Linker<TaskState>,
+    linker: Linker<HostState>,
     /// For WASI preview 1 command modules.
-    module_linker: wasmtime::Linker<TaskState>,
-    ticker: Option<Ticker>,
+    module_linker: wasmtime::Linker<HostState>,
+    /// Dropped with the loader, which stops it.
+    _ticker: Option<Ticker>,
 }
 
-/// The engine settings a pool chooses.
-pub(crate) struct EngineOptions {
-    pub(crate) fuel: bool,
-    /// Compile epoch checks into the code, so that running wasm can be
-    /// stopped (time-outs, cancel, `shutdown_now`).
-    pub(crate) interruptible: bool,
-    pub(crate) max_stack: usize,
-    /// Tasks that may run at once (the worker count): sizes the pools of
-    /// pre-reserved memories, tables and fibre stacks.
-    pub(crate) concurrency: u32,
-    /// Where compiled code is cached between runs, if anywhere.
-    pub(crate) cache_dir: Option<PathBuf>,
-}
-
-fn config(options: &EngineOptions, pooled: bool, cache: Option<Cache>) -> Config {
-    let mut config = Config::new();
-    // Compiled code is cached by wasmtime, keyed by the component's bytes and
-    // every engine setting that changes the code.
-    config.cache(cache);
-    if pooled {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
-            options.concurrency,
-        )));
-    }
-    config.wasm_component_model(true);
-    // Time-outs and cancellation interrupt running wasm at epoch checks,
-    // compiled into every loop and function entry.
-    config.epoch_interruption(options.interruptible);
-    config.consume_fuel(options.fuel);
-    config.max_wasm_stack(options.max_stack);
-    // Tasks run on fibres (async calls, so that a time-out also stops a task
-    // blocked in a host call); the fibre holds the wasm stack.
-    config.async_stack_size(options.max_stack + (1 << 20));
-    config
-}
-
-/// The pooling allocator: memories, tables and fibre stacks are reserved
-/// once and reused, so a fresh instance costs microseconds instead of a
-/// round of mmap/munmap (which also serialises threads on the mm lock).
-fn pooling(concurrency: u32) -> PoolingAllocationConfig {
-    // A store lives only while its task runs; room for twice the workers
-    // covers a retry or a cancel overlapping the next task.
-    let instances = concurrency * 2 + 4;
-    let mut pooling = PoolingAllocationConfig::new();
-    pooling
-        .total_component_instances(instances)
-        // A component holds a few core instances (its code and adapters).
-        .total_core_instances(instances * 16)
-        .total_memories(instances * 4)
-        .total_tables(instances * 16)
-        .total_stacks(instances)
-        .max_memory_size(4 << 30)
-        // Only the pages a task dirtied are reset (where the kernel has
-        // PAGEMAP_SCAN), and small regions are zeroed in place rather than
-        // given back to the kernel: both measured in BENCHMARKS.md.
-        .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(2 << 20)
-        .table_keep_resident(64 << 10)
-        .async_stack_keep_resident(64 << 10);
-    pooling
-}
-
-impl Runtime {
-    pub(crate) fn new(options: &EngineOptions) -> Result<Runtime, BuildError> {
-        let cache = match &options.cache_dir {
-            None => None,
-            Some(dir) => {
-                let mut settings = CacheConfig::new();
-                settings.with_directory(dir);
-                Some(Cache::new(settings).map_err(|error| {
-                    BuildError::new(format!(
-                        "cannot use {} as the compiled-code cache: {error:#}",
-                        dir.display()
-                    ))
-                })?)
-            }
-        };
-        // Where the address space for the pools cannot be reserved (a tight
-        // `ulimit -v`, say), fall back to allocating on demand.
-        let engine = Engine::new(&config(options, true, cache.clone()))
-            .or_else(|_| Engine::new(&config(options, false, cache)))
-            .map_err(|error| BuildError::new(format!("{error:#}")))?;
+impl Loader {
+    pub(crate) fn new(options: &EngineConfig) -> Result<Loader, BuildError> {
+        let engine = engine::build(options)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| bindings::Task::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .map_err(|error| BuildError::new(format!("cannot link the host: {error:#}")))?;
         let mut module_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |state: &mut TaskState| {
+        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |state: &mut HostState| {
             &mut state.wasi
         })
         .map_err(|error| BuildError::new(format!("cannot link WASI preview 1: {error:#}")))?;
@@ -223,11 +107,11 @@ impl Runtime {
         } else {
             None
         };
-        Ok(Runtime {
+        Ok(Loader {
             engine,
             linker,
             module_linker,
-            ticker,
+            _ticker: ticker,
         })
     }
 
@@ -398,7 +282,7 @@ impl Runtime {
     fn link(
         &self,
         component: &Component,
-    ) -> Result<wasmtime::component::InstancePre<TaskState>, LoadError> {
+    ) -> Result<wasmtime::component::InstancePre<HostState>, LoadError> {
         self.linker.instantiate_pre(component).map_err(|error| {
             LoadError::new(
                 LoadErrorKind::MissingImport,
@@ -452,7 +336,7 @@ const NO_RUN: &str = "the component does not export `run`: it is not a task of t
 /// Precompiled components (`wasmpool compile`, `.cwasm`) are ELF files.
 const PRECOMPILED: &[u8] = b"\x7fELF";
 
-impl Runtime {
+impl Loader {
     /// What `bytes` are, and whether they load as a task here.
     pub(crate) fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
         if bytes.starts_with(PRECOMPILED) {
@@ -564,53 +448,6 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
         ));
     }
     Ok(())
-}
-
-/// Advances the engine's epoch every [`TICK`] while the pool lives.
-struct Ticker {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: Engine) -> std::io::Result<Ticker> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("wasmpool-ticker".to_string())
-            .spawn(move || {
-                let (stopped, wake) = &*signal;
-                let mut stopped = crate::lock(stopped);
-                while !*stopped {
-                    engine.increment_epoch();
-                    stopped = wake
-                        .wait_timeout(stopped, TICK)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            })?;
-        Ok(Ticker {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        let (stopped, wake) = &*self.stop;
-        *crate::lock(stopped) = true;
-        wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker.take();
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The worker threads: one named OS thread per worker, all pulling jobs from
-//! one queue. Knows nothing about wasm: a job is its work, its tasks and
-//! the slot they share, claimed together, run one by one or, where the work
-//! can, several at a time, and finished together.
+//! one queue. Knows nothing about wasm: a job is its tasks, the state they
+//! share and a type-erased [`Runner`] that runs them; its tasks are claimed
+//! together, run one by one or, where the runner can, several at a time,
+//! and finished together.
 
 use std::any::Any;
 use std::io;
@@ -9,64 +10,57 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use bytes::Bytes;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use std::time::Instant;
+use crate::data::error::{ErrorKind, TaskError};
+use crate::data::input::QueuedTask;
+use crate::data::lock;
+use crate::data::output::{TaskResult, duration_of};
+use crate::data::progress::JobControl;
+use crate::sched::job::JobState;
+use crate::sched::stats::{Counters, Stats};
 
-use crate::error::{ErrorKind, TaskError};
-use crate::handle::Slot;
-use crate::lock;
-use crate::stats::{Counters, Stats};
-use crate::task::{TaskResult, duration_of};
-
-/// What runs the tasks of one job, on the worker numbered `worker`; `slot`
+/// What runs the tasks of one job, on the worker numbered `worker`; `state`
 /// is the job's, which a cancellation sets and a task's progress goes to.
-pub(crate) trait Work: Send {
+pub(crate) trait Runner: Send {
     /// Runs one task.
-    fn run(&mut self, worker: usize, item: &Item, slot: &Arc<Slot>) -> TaskResult;
+    fn run(&mut self, worker: usize, task: &QueuedTask, state: &Arc<JobState>) -> TaskResult;
 
-    /// Whether [`Work::run_many`] may take several tasks at once.
+    /// Whether [`Runner::run_many`] may take several tasks at once.
     fn batches(&self) -> bool {
         false
     }
 
-    /// Runs tasks from the start of `items` back to back as one, if it can:
+    /// Runs tasks from the start of `tasks` back to back as one, if it can:
     /// one result per task it ran, in order. None means it could not, and
-    /// [`Work::run`] runs the first.
-    fn run_many(&mut self, _worker: usize, _items: &[Item], _slot: &Arc<Slot>) -> Vec<TaskResult> {
+    /// [`Runner::run`] runs the first.
+    fn run_many(
+        &mut self,
+        _worker: usize,
+        _tasks: &[QueuedTask],
+        _state: &Arc<JobState>,
+    ) -> Vec<TaskResult> {
         Vec::new()
     }
 }
 
-/// One task of a job. The input stays apart from the work so that a refused
-/// job can hand it back.
-pub(crate) struct Item {
-    /// The task's number in its pool.
-    pub(crate) id: u64,
-    /// The task's position in its map, if a map submitted it.
-    pub(crate) index: Option<u64>,
-    pub(crate) input: Bytes,
-    /// The key of the task's random seed.
-    pub(crate) seed_key: u64,
-}
-
-/// What a worker takes from the queue at a time: one task, or a run of
-/// tiny tasks of one map sharing one queue entry and one slot, run back to
-/// back.
+/// What a worker takes from the queue at a time: one task, or several
+/// tiny tasks of one map sharing one queue entry and one state, run back
+/// to back.
 pub(crate) struct Job {
-    pub(crate) items: Vec<Item>,
-    pub(crate) slot: Arc<Slot>,
-    pub(crate) work: Box<dyn Work>,
+    pub(crate) tasks: Vec<QueuedTask>,
+    pub(crate) state: Arc<JobState>,
+    pub(crate) runner: Box<dyn Runner>,
 }
 
 impl Job {
     /// The inputs of a job that was not queued.
     pub(crate) fn into_inputs(self) -> Vec<Vec<u8>> {
-        self.items
+        self.tasks
             .into_iter()
-            .map(|item| Vec::from(item.input))
+            .map(|task| Vec::from(task.input))
             .collect()
     }
 }
@@ -117,7 +111,7 @@ impl Workers {
     pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
         match lock(&self.sender).as_ref() {
             Some(sender) => {
-                let tasks = job.items.len();
+                let tasks = job.tasks.len();
                 sender.send(job).map_err(|error| error.0)?;
                 self.counters.submitted(tasks);
                 Ok(())
@@ -137,8 +131,8 @@ impl Workers {
         lock(&self.sender).take();
         if cancel_pending {
             for job in self.receiver.try_iter() {
-                job.slot.cancel();
-                self.counters.skipped(job.slot.tasks());
+                job.state.cancel();
+                self.counters.skipped(job.state.tasks());
             }
         }
         if wait {
@@ -159,22 +153,29 @@ impl Drop for Workers {
 
 fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
     for mut job in receiver {
-        let tasks = job.slot.tasks();
-        if !job.slot.start() {
+        let tasks = job.state.tasks();
+        if !job.state.start() {
             counters.skipped(tasks); // cancelled while queued
             continue;
         }
         counters.started(tasks);
         let mut results = Vec::with_capacity(tasks);
-        let work = job.work.as_mut();
-        if tasks > 1 && work.batches() {
-            run_batched(index, &job.items, &job.slot, work, counters, &mut results);
+        let runner = job.runner.as_mut();
+        if tasks > 1 && runner.batches() {
+            run_batched(
+                index,
+                &job.tasks,
+                &job.state,
+                runner,
+                counters,
+                &mut results,
+            );
         } else {
-            for item in &job.items {
-                results.push(run_one(index, item, &job.slot, work, counters));
+            for task in &job.tasks {
+                results.push(run_one(index, task, &job.state, runner, counters));
             }
         }
-        job.slot.finish(results);
+        job.state.finish(results);
     }
 }
 
@@ -182,20 +183,20 @@ fn work_loop(index: usize, receiver: &Receiver<Job>, counters: &Counters) {
 /// meanwhile ends at once.
 fn run_one(
     index: usize,
-    item: &Item,
-    slot: &Arc<Slot>,
-    work: &mut dyn Work,
+    task: &QueuedTask,
+    state: &Arc<JobState>,
+    runner: &mut dyn Runner,
     counters: &Counters,
 ) -> TaskResult {
-    let span = task_span(index, item);
+    let span = task_span(index, task);
     let started = Instant::now();
-    let result = if slot.is_cancel_requested() {
+    let result = if state.is_cancel_requested() {
         let mut error = TaskError::cancelled();
         error.details_mut().worker = Some(index);
         Err(error)
     } else {
         span.in_scope(|| {
-            catch_unwind(AssertUnwindSafe(|| work.run(index, item, slot)))
+            catch_unwind(AssertUnwindSafe(|| runner.run(index, task, state)))
                 .unwrap_or_else(|panic| Err(host_panic(index, panic.as_ref())))
         })
     };
@@ -203,29 +204,29 @@ fn run_one(
     result
 }
 
-/// The tasks of a job run as one where the work can: as many at a time as
-/// the work takes; one the work cannot take runs alone.
+/// The tasks of a job run as one where the runner can: as many at a time as
+/// the runner takes; one the runner cannot take runs alone.
 fn run_batched(
     index: usize,
-    items: &[Item],
-    slot: &Arc<Slot>,
-    work: &mut dyn Work,
+    tasks: &[QueuedTask],
+    state: &Arc<JobState>,
+    runner: &mut dyn Runner,
     counters: &Counters,
     results: &mut Vec<TaskResult>,
 ) {
-    let mut rest = items;
+    let mut rest = tasks;
     while let Some(first) = rest.first() {
-        let ran = catch_unwind(AssertUnwindSafe(|| work.run_many(index, rest, slot)))
+        let ran = catch_unwind(AssertUnwindSafe(|| runner.run_many(index, rest, state)))
             .unwrap_or_else(|panic| vec![Err(host_panic(index, panic.as_ref()))]);
         if ran.is_empty() {
-            results.push(run_one(index, first, slot, work, counters));
+            results.push(run_one(index, first, state, runner, counters));
             rest = &rest[1..];
             continue;
         }
         counters.batched(ran.len());
         let (done, after) = rest.split_at(ran.len().min(rest.len()));
-        for (item, result) in done.iter().zip(ran) {
-            let span = task_span(index, item);
+        for (task, result) in done.iter().zip(ran) {
+            let span = task_span(index, task);
             counted(index, &span, &result, duration_of(&result), counters);
             results.push(result);
         }
@@ -233,11 +234,11 @@ fn run_batched(
     }
 }
 
-fn task_span(index: usize, item: &Item) -> tracing::Span {
+fn task_span(index: usize, task: &QueuedTask) -> tracing::Span {
     tracing::info_span!(
         "wasmpool.task",
-        task = item.id,
-        index = item.index,
+        task = task.id,
+        index = task.index,
         worker = index,
         outcome = tracing::field::Empty,
         instantiate_us = tracing::field::Empty,
@@ -289,16 +290,18 @@ fn host_panic(worker: usize, panic: &(dyn Any + Send)) -> TaskError {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
-    use crate::handle::TaskHandle;
-    use crate::task::TaskOutput;
+    use crate::data::output::TaskOutput;
+    use crate::sched::handle::TaskHandle;
 
     /// Succeeds, and cancels the job it runs in after its first task.
     struct CancelsItsJob;
 
-    impl Work for CancelsItsJob {
-        fn run(&mut self, worker: usize, _item: &Item, slot: &Arc<Slot>) -> TaskResult {
-            slot.cancel();
+    impl Runner for CancelsItsJob {
+        fn run(&mut self, worker: usize, _task: &QueuedTask, state: &Arc<JobState>) -> TaskResult {
+            state.cancel();
             Ok(TaskOutput {
                 value: Default::default(),
                 streams: None,
@@ -312,9 +315,9 @@ mod tests {
     #[test]
     fn a_job_cancelled_while_it_runs_ends_its_other_tasks_unrun() {
         let workers = Workers::spawn(1, 1 << 20).unwrap();
-        let slot = Slot::new(0, 3, None);
-        let items = (0..3)
-            .map(|id| Item {
+        let state = JobState::new(0, 3, None);
+        let tasks = (0..3)
+            .map(|id| QueuedTask {
                 id,
                 index: Some(id),
                 input: Bytes::new(),
@@ -322,12 +325,12 @@ mod tests {
             })
             .collect();
         let job = Job {
-            items,
-            slot: Arc::clone(&slot),
-            work: Box::new(CancelsItsJob),
+            tasks,
+            state: Arc::clone(&state),
+            runner: Box::new(CancelsItsJob),
         };
         assert!(workers.send(job).is_ok());
-        let results = TaskHandle::new(slot).wait_all();
+        let results = TaskHandle::new(state).wait_all();
         assert!(results[0].is_ok());
         for result in &results[1..] {
             let error = result.as_ref().unwrap_err();

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::completions::Completions;
-use crate::handle::TaskHandle;
+use crate::sched::completions::Completions;
+use crate::sched::handle::TaskHandle;
 
 /// Yields the given handles as their tasks finish, each already finished.
 ///
@@ -26,7 +26,7 @@ pub fn as_completed(handles: impl IntoIterator<Item = TaskHandle>) -> AsComplete
     let handles: Vec<Option<TaskHandle>> = handles.into_iter().map(Some).collect();
     for (tag, handle) in handles.iter().enumerate() {
         if let Some(handle) = handle {
-            handle.slot().listen((Arc::clone(&completions), tag));
+            handle.job().listen((Arc::clone(&completions), tag));
         }
     }
     AsCompleted {

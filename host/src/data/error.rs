@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::capture::Captured;
-use crate::metrics::Metrics;
+use crate::data::captured::Captured;
+use crate::data::metrics::Metrics;
 
 /// How a task failed. Each kind is also a stable, kebab-case name
 /// ([`ErrorKind::as_str`]) used in the CLI's records.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::limits::Limits;
+use crate::data::limits::Limits;
 
 /// The input of one task. Anything byte-like converts into it (`&str`,
 /// `String`, `Vec<u8>`, `&[u8]`); build one explicitly to give a task its
@@ -96,4 +96,17 @@ impl From<&str> for Input {
     fn from(text: &str) -> Input {
         Input::new(text)
     }
+}
+
+/// One task of a queued job: its number, its place in its map, its input
+/// and the key of its random seed. The input stays apart from what runs
+/// it, so that a refused job can hand it back.
+pub(crate) struct QueuedTask {
+    /// The task's number in its pool.
+    pub(crate) id: u64,
+    /// The task's position in its map, if a map submitted it.
+    pub(crate) index: Option<u64>,
+    pub(crate) input: Bytes,
+    /// The key of the task's random seed.
+    pub(crate) seed_key: u64,
 }

@@ -1,5 +1,5 @@
-//! Captured stdout and stderr: a pipe that keeps the first `limit` bytes a
-//! guest writes and quietly drops the rest.
+//! The pipe a guest's stdout or stderr writes into: it keeps the first
+//! `limit` bytes and quietly drops the rest.
 //!
 //! wasmtime-wasi's `MemoryOutputPipe` closes the stream once full, and a Rust
 //! guest's `println!` then panics: a noisy task would fail because of its
@@ -14,45 +14,7 @@ use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// What a task wrote to one output stream, up to the pool's capture limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-impl Captured {
-    /// Nothing written.
-    pub(crate) const EMPTY: Captured = Captured {
-        bytes: Vec::new(),
-        truncated: false,
-    };
-
-    #[cfg(any(feature = "mpi", test))]
-    pub(crate) fn new(bytes: Vec<u8>, truncated: bool) -> Captured {
-        Captured { bytes, truncated }
-    }
-
-    /// The bytes kept.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The bytes kept, as text (invalid UTF-8 is replaced).
-    pub fn to_string_lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
-    }
-
-    /// Whether the task wrote more than the limit and the rest was dropped.
-    pub fn is_truncated(&self) -> bool {
-        self.truncated
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty() && !self.truncated
-    }
-}
+use crate::data::captured::Captured;
 
 /// The host's end of a guest's stdout or stderr.
 #[derive(Clone)]
@@ -82,17 +44,13 @@ impl CapturePipe {
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
         // A poisoned buffer still holds valid bytes.
-        crate::lock(&self.buffer)
+        crate::data::lock(&self.buffer)
     }
 
     fn append(&self, bytes: &[u8]) {
         let mut buffer = self.lock();
-        let room = buffer.limit.saturating_sub(buffer.captured.bytes.len());
-        let kept = bytes.len().min(room);
-        buffer.captured.bytes.extend_from_slice(&bytes[..kept]);
-        if kept < bytes.len() {
-            buffer.captured.truncated = true;
-        }
+        let limit = buffer.limit;
+        buffer.captured.append_within(bytes, limit);
     }
 }
 

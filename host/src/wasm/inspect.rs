@@ -7,7 +7,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::{Engine, Module};
 
-use crate::error::{LoadError, LoadErrorKind};
+use crate::data::error::{LoadError, LoadErrorKind};
 
 /// Bytes of one wasm page.
 const PAGE: u64 = 64 << 10;

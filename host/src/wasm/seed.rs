@@ -38,11 +38,11 @@ pub(crate) struct SharedRng(Arc<Mutex<StdRng>>);
 
 impl SharedRng {
     fn reseed(&self, rng: StdRng) {
-        *crate::lock(&self.0) = rng;
+        *crate::data::lock(&self.0) = rng;
     }
 
     fn with<T>(&mut self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
-        draw(&mut crate::lock(&self.0))
+        draw(&mut crate::data::lock(&self.0))
     }
 }
 

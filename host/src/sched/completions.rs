@@ -84,7 +84,7 @@ impl Completions {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<usize>> {
-        crate::lock(&self.ready)
+        crate::data::lock(&self.ready)
     }
 }
 

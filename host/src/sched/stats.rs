@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::error::ErrorKind;
-use crate::task::TaskResult;
+use crate::data::error::ErrorKind;
+use crate::data::output::TaskResult;
 
 /// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,0 +1,150 @@
+//! How a run ended, as the caller sees it: what wasmtime returned turned
+//! into a typed [`TaskError`], and a run's result put together from its
+//! outcome, its captured output and its metrics.
+
+use std::fmt;
+use std::time::Duration;
+
+use wasmtime::{Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+use crate::data::captured::Captured;
+use crate::data::error::{ErrorKind, TaskError};
+use crate::data::limits::Limits;
+use crate::data::metrics::Metrics;
+use crate::data::output::{Streams, TaskOutput, TaskResult};
+
+/// Why a running task was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interruption {
+    Timeout,
+    Cancelled,
+}
+
+impl fmt::Display for Interruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interruption::Timeout => "the task ran past its time-out",
+            Interruption::Cancelled => "the task was cancelled while it ran",
+        })
+    }
+}
+
+impl std::error::Error for Interruption {}
+
+/// A task given a fuel limit in a pool that does not meter fuel.
+#[derive(Debug)]
+pub(crate) struct FuelNotMetered;
+
+impl fmt::Display for FuelNotMetered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a fuel limit needs a pool that meters fuel (PoolBuilder::fuel, or --fuel)")
+    }
+}
+
+impl std::error::Error for FuelNotMetered {}
+
+/// Turns what wasmtime returned into the kind a caller matches on.
+pub(crate) fn classify(
+    error: &wasmtime::Error,
+    limits: &Limits,
+    memory_refused: bool,
+    panic: Option<&str>,
+) -> TaskError {
+    let trap_code = error.downcast_ref::<Trap>().copied();
+    let mut failure = if let Some(misuse) = error.downcast_ref::<FuelNotMetered>() {
+        TaskError::new(ErrorKind::Internal, misuse.to_string())
+    } else if let Some(why) = error.downcast_ref::<Interruption>() {
+        match why {
+            Interruption::Timeout => TaskError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the task ran past its time-out of {:?} and was stopped",
+                    limits.timeout.unwrap_or_default()
+                ),
+            ),
+            Interruption::Cancelled => {
+                TaskError::new(ErrorKind::Cancelled, "the task was cancelled while it ran")
+            }
+        }
+    } else if memory_refused {
+        TaskError::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "the task tried to grow its memory past its limit of {} bytes",
+                limits.max_memory.unwrap_or_default()
+            ),
+        )
+    } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        let mut failure = TaskError::new(
+            ErrorKind::Exit,
+            format!("the task exited with code {}", exit.0),
+        );
+        failure.details_mut().exit_code = Some(exit.0);
+        failure
+    } else {
+        match (trap_code, panic) {
+            (Some(Trap::StackOverflow), _) => TaskError::new(
+                ErrorKind::StackOverflow,
+                "the task ran out of wasm stack (unbounded recursion?)",
+            ),
+            (Some(Trap::OutOfFuel), _) => TaskError::new(
+                ErrorKind::FuelExhausted,
+                format!(
+                    "the task used up its fuel budget of {}",
+                    limits.fuel.unwrap_or_default()
+                ),
+            ),
+            (_, Some(message)) => TaskError::new(ErrorKind::Panic, message.to_string()),
+            (Some(code), None) => TaskError::new(ErrorKind::Trap, code.to_string()),
+            (None, None) => TaskError::new(ErrorKind::Trap, format!("{error:#}")),
+        }
+    };
+    let details = failure.details_mut();
+    details.trap_code = trap_code;
+    // An exit is no fault: where it was called from is noise.
+    if details.kind == ErrorKind::Exit {
+        return failure;
+    }
+    details.backtrace = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|backtrace| backtrace.to_string());
+    failure
+}
+
+/// A run's result from its outcome, its output and its metrics.
+pub(crate) fn finished(
+    outcome: Result<Vec<u8>, TaskError>,
+    stdout: Captured,
+    stderr: Captured,
+    metrics: Metrics,
+    worker: usize,
+) -> TaskResult {
+    match outcome {
+        Ok(value) => Ok(TaskOutput {
+            value: value.into(),
+            streams: Streams::kept(stdout, stderr),
+            worker,
+            attempts: 1,
+            metrics,
+        }),
+        Err(mut error) => {
+            let details = error.details_mut();
+            details.stdout = stdout;
+            details.stderr = stderr;
+            Err(ran(error, metrics, worker))
+        }
+    }
+}
+
+/// Fills in what every failure of a run carries.
+pub(crate) fn ran(mut error: TaskError, metrics: Metrics, worker: usize) -> TaskError {
+    let details = error.details_mut();
+    details.duration = metrics
+        .started
+        .map_or(Duration::ZERO, |started| started.elapsed());
+    details.metrics = metrics;
+    details.worker = Some(worker);
+    details.attempts = 1;
+    error
+}
