@@ -11,6 +11,7 @@ mod hostile;
 mod inspect;
 mod invoke;
 mod limits;
+mod new;
 mod report;
 mod sandbox;
 mod seed;

@@ -45,7 +45,9 @@ extern crate self as wasmpool_guest;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // The crate's own copy of `wit/task.wit` (a test keeps the two the
+        // same), so that the SDK builds wherever it is copied.
+        path: "wit",
         world: "batch-task",
         pub_export_macro: true,
         export_macro_name: "export_task",

@@ -4,6 +4,7 @@ mod block_writer;
 mod build;
 mod inputs;
 mod live;
+mod new;
 mod record;
 mod report;
 mod resume;
@@ -63,6 +64,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Make a new task project (a Rust crate with the guest SDK and one
+    /// example task) in the directory NAME.
+    New(NewArgs),
     /// Compile a guest crate to a task component and print the .wasm path.
     Build(BuildArgs),
     /// Run a task on every input and write one JSON record per input.
@@ -109,6 +113,13 @@ struct ReportArgs {
     /// Where to write the HTML page.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The project's directory, which must not exist yet; its last part
+    /// names the crate.
+    name: PathBuf,
 }
 
 #[derive(Args)]
@@ -361,6 +372,7 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::New(args) => new::new_project(&args.name).map(|()| EXIT_OK),
         Command::Build(args) => match build::build_guest(&args.dir) {
             Ok(path) => {
                 println!("{}", path.display());
