@@ -10,6 +10,7 @@ use crate::data::load_options::LoadOptions;
 use crate::sched::completions::Listener;
 use crate::sched::handle::TaskHandle;
 use crate::sched::map::{JobQueue, Map, MapUnordered};
+use crate::sched::sizer::AverageDuration;
 use crate::sched::stats::Stats;
 use crate::task::Task;
 
@@ -106,6 +107,20 @@ impl JobQueue for TaskQueue<'_> {
     }
 }
 
+/// What a map of `task` on `executor` needs: the queue it submits to, and
+/// the task's average duration, where it starts and what it leaves the
+/// next map.
+fn queue_of<'p>(
+    executor: &'p dyn Submit,
+    task: &Task,
+) -> (Box<dyn JobQueue + 'p>, Arc<AverageDuration>) {
+    let queue = TaskQueue {
+        executor,
+        task: task.clone(),
+    };
+    (Box::new(queue), Arc::clone(&task.pace))
+}
+
 /// A map of `task` over `inputs` on `executor`, at most `window` tasks in
 /// flight: where [`Executor::map`] starts.
 pub(crate) fn map<'p, I: Iterator>(
@@ -117,11 +132,8 @@ pub(crate) fn map<'p, I: Iterator>(
 where
     I::Item: Into<Input>,
 {
-    let queue = TaskQueue {
-        executor,
-        task: task.clone(),
-    };
-    Map::new(Box::new(queue), Arc::clone(&task.pace), inputs, window)
+    let (queue, pace) = queue_of(executor, task);
+    Map::new(queue, pace, inputs, window)
 }
 
 /// [`map`], yielding results as they finish: [`Executor::map_unordered`].
@@ -134,9 +146,6 @@ pub(crate) fn map_unordered<'p, I: Iterator>(
 where
     I::Item: Into<Input>,
 {
-    let queue = TaskQueue {
-        executor,
-        task: task.clone(),
-    };
-    MapUnordered::new(Box::new(queue), Arc::clone(&task.pace), inputs, window)
+    let (queue, pace) = queue_of(executor, task);
+    MapUnordered::new(queue, pace, inputs, window)
 }

@@ -125,6 +125,22 @@ impl Streams {
 /// What a task that wrote nothing wrote.
 static NOTHING: Captured = Captured::EMPTY;
 
+/// A task that succeeded after running for `took`: for the tests of what
+/// consumes results.
+#[cfg(test)]
+pub(crate) fn finished_in(took: Duration) -> TaskResult {
+    Ok(TaskOutput {
+        value: Bytes::new(),
+        streams: None,
+        worker: 0,
+        attempts: 1,
+        metrics: Metrics {
+            run: took,
+            ..Metrics::default()
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -431,8 +431,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::data::metrics::Metrics;
-    use crate::data::output::TaskOutput;
+    use crate::data::output::finished_in;
     use crate::sched::job::JobState;
 
     /// Finishes every task as it is queued, as if it took `took`, and
@@ -458,20 +457,6 @@ mod tests {
         fn workers(&self) -> usize {
             2
         }
-    }
-
-    /// A task that succeeded after `took`.
-    fn finished_in(took: Duration) -> TaskResult {
-        Ok(TaskOutput {
-            value: Default::default(),
-            streams: None,
-            worker: 0,
-            attempts: 1,
-            metrics: Metrics {
-                run: took,
-                ..Metrics::default()
-            },
-        })
     }
 
     fn jobs_of(took: Duration) -> Vec<usize> {

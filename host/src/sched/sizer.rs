@@ -149,22 +149,7 @@ impl Default for AverageDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::metrics::Metrics;
-    use crate::data::output::TaskOutput;
-
-    /// A task that succeeded after `took`.
-    fn finished_in(took: Duration) -> TaskResult {
-        Ok(TaskOutput {
-            value: Default::default(),
-            streams: None,
-            worker: 0,
-            attempts: 1,
-            metrics: Metrics {
-                run: took,
-                ..Metrics::default()
-            },
-        })
-    }
+    use crate::data::output::finished_in;
 
     #[test]
     fn a_job_is_about_a_hundred_microseconds_of_work() {
