@@ -50,6 +50,9 @@ pub(crate) struct ErrorRecord {
     pub(crate) exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) backtrace: Option<String>,
+    /// The guest's own account: a Python task's traceback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) traceback: Option<String>,
 }
 
 fn is_false(flag: &bool) -> bool {
@@ -87,6 +90,7 @@ impl Record {
                     message: failure.message().to_string(),
                     exit_code: failure.exit_code(),
                     backtrace: failure.wasm_backtrace().map(str::to_string),
+                    traceback: failure.traceback().map(str::to_string),
                 }),
                 failure.stdout(),
                 failure.stderr(),
@@ -139,6 +143,7 @@ impl Record {
                 message: reason,
                 exit_code: None,
                 backtrace: None,
+                traceback: None,
             }),
             stdout: String::new(),
             stderr: String::new(),
@@ -326,6 +331,7 @@ mod tests {
             message: "unreachable \"code\"\n".to_string(),
             exit_code: Some(3),
             backtrace: Some("0: f\n1: g".to_string()),
+            traceback: None,
         });
         let records = [
             Record::invalid_input(4, Some(5), "{oops".to_string(), "not JSON".to_string()),

@@ -345,7 +345,8 @@ fn write_result(out: &mut Writer, result: &TaskResult) {
                 .str(error.kind().as_str())
                 .str(error.message())
                 .opt_u64(error.exit_code().map(|code| code as u32 as u64))
-                .opt_str(error.wasm_backtrace());
+                .opt_str(error.wasm_backtrace())
+                .opt_str(error.traceback());
             (
                 error.stdout(),
                 error.stderr(),
@@ -386,7 +387,8 @@ fn read_result(
         let message = input.string()?;
         let exit_code = input.opt_u64()?.map(|code| code as u32 as i32);
         let backtrace = input.opt_string()?;
-        Err((kind, message, exit_code, backtrace))
+        let traceback = input.opt_string()?;
+        Err((kind, message, exit_code, backtrace, traceback))
     };
     let stdout = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
     let stderr = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
@@ -413,11 +415,12 @@ fn read_result(
             attempts,
             metrics,
         }),
-        Err((kind, message, exit_code, backtrace)) => {
+        Err((kind, message, exit_code, backtrace, traceback)) => {
             let mut error = TaskError::new(kind, message);
             let details = error.details_mut();
             details.exit_code = exit_code;
             details.backtrace = backtrace;
+            details.traceback = traceback;
             details.stdout = stdout;
             details.stderr = stderr;
             details.duration = duration;
@@ -449,5 +452,31 @@ mod tests {
         };
         assert_eq!(read_progress(&progress(&sent)).unwrap(), sent);
         assert!(read_progress(&progress(&sent)[..10]).is_err());
+    }
+
+    #[test]
+    fn a_failure_crosses_with_its_exit_code_backtrace_and_traceback() {
+        let mut error = TaskError::new(ErrorKind::GuestError, "ValueError: bad value 42");
+        let details = error.details_mut();
+        details.exit_code = Some(-3);
+        details.backtrace = Some("0: f".to_string());
+        details.traceback = Some("Traceback (most recent call last):\n...".to_string());
+        details.stderr = Captured::new(b"oops\n".to_vec(), true);
+        let mut out = Writer::default();
+        write_results(&mut out, 9, &[Err(error)]);
+        let message = Bytes::from(out.0);
+        let (job, results) =
+            read_results(&mut Reader::new(&message), &message, 0, Instant::now()).unwrap();
+        assert_eq!((job, results.len()), (9, 1));
+        let error = results[0].as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::GuestError);
+        assert_eq!(error.message(), "ValueError: bad value 42");
+        assert_eq!(error.exit_code(), Some(-3));
+        assert_eq!(error.wasm_backtrace(), Some("0: f"));
+        assert_eq!(
+            error.traceback(),
+            Some("Traceback (most recent call last):\n...")
+        );
+        assert!(error.stderr().is_truncated());
     }
 }

@@ -119,6 +119,8 @@ pub(crate) struct Details {
     pub(crate) trap_code: Option<wasmtime::Trap>,
     pub(crate) exit_code: Option<i32>,
     pub(crate) backtrace: Option<String>,
+    /// The guest's own account of its failure (`report-traceback`).
+    pub(crate) traceback: Option<String>,
     pub(crate) stdout: Captured,
     pub(crate) stderr: Captured,
     pub(crate) duration: Duration,
@@ -135,6 +137,7 @@ impl TaskError {
             trap_code: None,
             exit_code: None,
             backtrace: None,
+            traceback: None,
             stdout: Captured::default(),
             stderr: Captured::default(),
             duration: Duration::ZERO,
@@ -181,6 +184,12 @@ impl TaskError {
     /// captured one.
     pub fn wasm_backtrace(&self) -> Option<&str> {
         self.details.backtrace.as_deref()
+    }
+
+    /// The guest's own account of its failure, when it gave one: the
+    /// traceback of a Python task's uncaught exception.
+    pub fn traceback(&self) -> Option<&str> {
+        self.details.traceback.as_deref()
     }
 
     /// What the task printed on stdout before it failed.

@@ -18,7 +18,6 @@ use crate::wasm::instance::{Entry, Instance, instantiate, keep, take_kept};
 use crate::wasm::load::Program;
 use crate::wasm::outcome::{FuelNotMetered, Interruption, finished, ran};
 use crate::wasm::sandbox::Sandbox;
-use crate::wasm::seed;
 use crate::wasm::state::Watch;
 use crate::wasm::values;
 
@@ -128,7 +127,7 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], job: Arc<dyn JobControl>
     let result = match outcome {
         Ok(Ok(Returned::Value(value))) => Ok(value),
         Ok(Ok(Returned::Stdout)) => Ok(stdout.as_bytes().to_vec()),
-        Ok(Err(message)) => Err(TaskError::new(ErrorKind::GuestError, message)),
+        Ok(Err(message)) => Err(instance.store.data_mut().returned_error(message)),
         Err(error) => Err(instance.store.data().classify(&error, limits)),
     };
     // A trap or a stop leaves an instance in no state to run again; a
@@ -169,12 +168,11 @@ async fn call(
     let state = instance.store.data_mut();
     state.watch = watch.clone();
     state.panic = None;
+    state.traceback = None;
     // A kept instance's memory stays as big as it grew: its peak carries on.
     state.memory.max = limits.max_memory;
     state.memory.refused = false;
-    if let (Some(rngs), Some(seed)) = (&state.rngs, sandbox.seed) {
-        rngs.reseed(seed::derive(seed, seed_key));
-    }
+    state.reseed(sandbox.seed, seed_key);
     if let Some(fuel) = limits.fuel {
         instance
             .store

@@ -109,6 +109,7 @@ pub(crate) async fn instantiate(
     let state = HostState {
         wasi,
         panic: None,
+        traceback: None,
         memory: MemoryGuard {
             max: limits.max_memory,
             refused: false,
@@ -116,6 +117,7 @@ pub(crate) async fn instantiate(
         },
         watch: watch.clone(),
         rngs,
+        task_seed: None,
         batch: None,
     };
     let mut store = Store::new(program.engine(), state);

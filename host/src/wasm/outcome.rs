@@ -68,13 +68,7 @@ pub(crate) fn classify(
             }
         }
     } else if memory_refused {
-        TaskError::new(
-            ErrorKind::MemoryLimit,
-            format!(
-                "the task tried to grow its memory past its limit of {} bytes",
-                limits.max_memory.unwrap_or_default()
-            ),
-        )
+        TaskError::new(ErrorKind::MemoryLimit, memory_limit(limits.max_memory))
     } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
         let mut failure = TaskError::new(
             ErrorKind::Exit,
@@ -110,6 +104,34 @@ pub(crate) fn classify(
         .downcast_ref::<WasmBacktrace>()
         .map(|backtrace| backtrace.to_string());
     failure
+}
+
+/// Why a task whose memory growth was refused failed.
+fn memory_limit(max_memory: Option<usize>) -> String {
+    format!(
+        "the task tried to grow its memory past its limit of {} bytes",
+        max_memory.unwrap_or_default()
+    )
+}
+
+/// The error a guest returned with `message` (and the `traceback` it
+/// reported, taken): a `guest-error`, unless a memory growth was refused
+/// first. Then the task failed for want of memory, however it said so (a
+/// Python `MemoryError` caught by its SDK, say): `memory-limit`.
+pub(crate) fn returned_error(
+    message: String,
+    memory_refused: bool,
+    max_memory: Option<usize>,
+    traceback: &mut Option<String>,
+) -> TaskError {
+    let mut error = if memory_refused {
+        let why = memory_limit(max_memory);
+        TaskError::new(ErrorKind::MemoryLimit, format!("{why} ({message})"))
+    } else {
+        TaskError::new(ErrorKind::GuestError, message)
+    };
+    error.details_mut().traceback = traceback.take();
+    error
 }
 
 /// A run's result from its outcome, its output and its metrics.

@@ -81,6 +81,15 @@ impl TaskRngs {
         }
     }
 
+    /// 32 bytes to seed a guest's own generator with, for task `task_seed`:
+    /// a stream of their own, so that what the guest drew from the others
+    /// does not move them.
+    pub(crate) fn seed_bytes(task_seed: u64) -> Vec<u8> {
+        let mut bytes = vec![0; 32];
+        rng(task_seed, 2).fill_bytes(&mut bytes);
+        bytes
+    }
+
     /// Points both streams at task `task_seed`'s sequences.
     pub(crate) fn reseed(&self, task_seed: u64) {
         self.secure.reseed(rng(task_seed, 0));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
 
 use crate::data::error::{ErrorKind, TaskError};
 use crate::data::limits::Limits;
@@ -28,6 +28,8 @@ pub(crate) mod bindings {
         path: "../wit",
         world: "task",
         exports: { default: async },
+        // `exit` ends the task: it returns a trap, never a value.
+        imports: { "wasmpool:task/host.exit": trappable },
     });
 }
 
@@ -113,10 +115,14 @@ pub(crate) struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     /// The message the guest's panic hook reported, if it panicked.
     pub(crate) panic: Option<String>,
+    /// The guest's account of the error it is about to return.
+    pub(crate) traceback: Option<String>,
     pub(crate) memory: MemoryGuard,
     pub(crate) watch: Watch,
     /// The random streams given to WASI, reseeded per task.
     pub(crate) rngs: Option<TaskRngs>,
+    /// The running task's seed, in a seeded run.
+    pub(crate) task_seed: Option<u64>,
     /// The inputs of the `run-batch` call under way.
     pub(crate) batch: Option<Batch>,
 }
@@ -125,6 +131,25 @@ impl HostState {
     /// What `error`, which ended a call in this store, means for its task.
     pub(crate) fn classify(&self, error: &wasmtime::Error, limits: &Limits) -> TaskError {
         outcome::classify(error, limits, self.memory.refused, self.panic.as_deref())
+    }
+
+    /// Points the random sources at the task of `key`, in a run seeded
+    /// with `seed`.
+    pub(crate) fn reseed(&mut self, seed: Option<u64>, key: u64) {
+        self.task_seed = seed.map(|seed| seed::derive(seed, key));
+        if let (Some(rngs), Some(task_seed)) = (&self.rngs, self.task_seed) {
+            rngs.reseed(task_seed);
+        }
+    }
+
+    /// The error the guest returned, with its traceback.
+    pub(crate) fn returned_error(&mut self, message: String) -> TaskError {
+        outcome::returned_error(
+            message,
+            self.memory.refused,
+            self.memory.max,
+            &mut self.traceback,
+        )
     }
 }
 
@@ -214,6 +239,25 @@ impl bindings::wasmpool::task::host::Host for HostState {
         self.panic = Some(message);
     }
 
+    fn report_traceback(&mut self, traceback: String) {
+        self.traceback = Some(traceback);
+    }
+
+    fn random_seed(&mut self) -> Vec<u8> {
+        match self.task_seed {
+            Some(task_seed) => TaskRngs::seed_bytes(task_seed),
+            None => {
+                let mut bytes = vec![0; 32];
+                wasmtime_wasi::thread_rng().fill_bytes(&mut bytes);
+                bytes
+            }
+        }
+    }
+
+    fn exit(&mut self, code: i32) -> wasmtime::Result<()> {
+        Err(wasmtime::Error::new(I32Exit(code)))
+    }
+
     fn next_input(&mut self) -> Option<Vec<u8>> {
         let batch = self.batch.as_mut()?;
         if let Some(metrics) = batch.running.take() {
@@ -247,16 +291,16 @@ impl bindings::wasmpool::task::host::Host for HostState {
         batch.deadline.set(deadline);
         self.watch.deadline = deadline;
         self.panic = None;
+        self.traceback = None;
         self.memory.refused = false;
-        if let (Some(rngs), Some(seed)) = (&self.rngs, batch.sandbox.seed) {
-            rngs.reseed(seed::derive(seed, next.seed_key));
-        }
         batch.sandbox.progress.clear(batch.worker);
         batch.running = Some(Metrics {
             started: Some(started),
             instantiate: std::mem::take(&mut batch.instantiate),
             ..Metrics::default()
         });
+        let seed = batch.sandbox.seed;
+        self.reseed(seed, next.seed_key);
         Some(next.input)
     }
 
@@ -267,7 +311,10 @@ impl bindings::wasmpool::task::host::Host for HostState {
         let Some(metrics) = batch.running.take() else {
             return;
         };
-        let outcome = outcome.map_err(|message| TaskError::new(ErrorKind::GuestError, message));
+        let outcome = outcome.map_err(|message| {
+            let (refused, max) = (self.memory.refused, self.memory.max);
+            outcome::returned_error(message, refused, max, &mut self.traceback)
+        });
         let result = ended(outcome, batch, metrics, self.memory.peak);
         batch.results.push(result);
     }
