@@ -69,6 +69,8 @@ struct Window<'p, I> {
     paced: bool,
     /// Whether reading an input never waits for long.
     read_ahead: bool,
+    /// Tasks per job, when the caller chose ([`Map::chunk_size`]).
+    chunk_size: Option<usize>,
     /// An input with limits of its own, read while a job was being made:
     /// it goes next, alone.
     held_back: Option<(usize, Input)>,
@@ -110,6 +112,7 @@ where
             sizer: JobSizer::starting_at(start),
             paced: start.is_some(),
             read_ahead: false,
+            chunk_size: None,
         }
     }
 
@@ -121,6 +124,9 @@ where
     /// ([`Map::read_ahead`]), or their size hint promises that many (exact
     /// for a collection).
     fn job_length(&self) -> usize {
+        if let Some(size) = self.chunk_size {
+            return size;
+        }
         let length = self.sizer.length(self.limit / 8);
         let behind = (self.limit / 2).min(32 * self.queue.workers());
         if self.read_ahead || self.tasks_in_flight >= behind {
@@ -139,7 +145,7 @@ where
     /// the window at its first value. A map after it starts from where the
     /// last ended.
     fn room(&self) -> usize {
-        let limit = if self.paced {
+        let limit = if self.paced || self.chunk_size.is_some() {
             self.limit
         } else {
             self.limit
@@ -327,6 +333,16 @@ where
         self.window.read_ahead = true;
         self
     }
+
+    /// Queues the inputs in jobs of `tasks` (at least 1) instead of sizing
+    /// jobs by how long tasks take, as `ProcessPoolExecutor.map`'s
+    /// `chunksize` does: a job's tasks run back to back on one worker,
+    /// and, with instances reused, in one call of a component's
+    /// `run-batch`. Each task still succeeds or fails on its own.
+    pub fn chunk_size(mut self, tasks: usize) -> Self {
+        self.window.chunk_size = Some(tasks.max(1));
+        self
+    }
 }
 
 impl<I> Iterator for Map<'_, I>
@@ -397,6 +413,12 @@ where
     /// As [`Map::read_ahead`].
     pub fn read_ahead(mut self) -> Self {
         self.window.read_ahead = true;
+        self
+    }
+
+    /// As [`Map::chunk_size`].
+    pub fn chunk_size(mut self, tasks: usize) -> Self {
+        self.window.chunk_size = Some(tasks.max(1));
         self
     }
 }
@@ -635,5 +657,15 @@ mod tests {
         let jobs = queued.jobs.borrow();
         assert!(jobs.iter().all(|state| state.tasks() > 0));
         assert_eq!(window.in_flight.keys().copied().max(), Some(206));
+    }
+
+    #[test]
+    fn a_chosen_chunk_size_makes_every_job_but_the_last_that_long() {
+        let queued = Queued::default();
+        let map = Map::new(Box::new(&queued), Arc::default(), numbers(1000), 2048).chunk_size(300);
+        let mut window = map.window;
+        window.fill(usize::MAX);
+        // From the first job on, whatever the task's pace.
+        assert_eq!(queued.lengths(), [300, 300, 300, 100]);
     }
 }
