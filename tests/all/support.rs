@@ -51,6 +51,30 @@ fn build_guest(name: &str) -> PathBuf {
     path
 }
 
+/// The directory of the Python examples.
+pub fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tasks/python")
+}
+
+/// The component built from `guest-tasks/python/NAME.py` by the real
+/// `wasmpool build` (componentize-py), once per test run.
+pub fn python_task(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    built_once(&BUILT, name, || {
+        let output = wasmpool()
+            .arg("build")
+            .arg(python_dir().join(format!("{name}.py")))
+            .output()
+            .expect("run wasmpool build");
+        assert!(
+            output.status.success(),
+            "wasmpool build {name}.py failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
 /// fib(n), the reference for the fib guest.
 pub fn fib(n: u64) -> u64 {
     let (mut a, mut b) = (0u64, 1u64);

@@ -347,3 +347,18 @@ fn a_rank_that_dies_ends_the_run_saying_what_it_held_and_resume_finishes() {
     indices.sort();
     assert_eq!(indices, (0..8).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_python_task_runs_on_a_cluster_as_it_runs_here() {
+    let zoo = support::python_task("trap_zoo");
+    let inputs = r#"[1, "raise", 2, "exit-3", "random", "recursion", 3, "random", "memory", 4]"#;
+    let records = same_as_local(
+        &zoo,
+        &["--inputs", inputs, "--seed", "11", "--max-memory", "64MiB"],
+    );
+    assert_eq!(records[0]["ok"], 2);
+    assert_eq!(records[1]["error"]["message"], "ValueError: bad value 42");
+    assert!(records[1]["error"]["traceback"].is_string());
+    assert_eq!(records[3]["error"]["exit_code"], 3);
+    assert_eq!(records[8]["error"]["kind"], "memory-limit");
+}

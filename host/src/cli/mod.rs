@@ -5,6 +5,7 @@ mod build;
 mod inputs;
 mod live;
 mod new;
+mod python;
 mod record;
 mod report;
 mod resume;
@@ -17,6 +18,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use python::PythonBuild;
 
 /// Every task succeeded.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -124,8 +127,15 @@ struct NewArgs {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// The guest crate's directory (a cdylib using the wasmpool-guest SDK).
-    dir: PathBuf,
+    /// The task: a guest crate's directory (a cdylib using the
+    /// wasmpool-guest SDK), a Python file with a @task function, or a
+    /// directory holding a Python package with one.
+    task: PathBuf,
+
+    /// For a Python task: also bundle the pure-Python packages of DIR (a
+    /// directory on Python's path, or a virtual environment). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    python_path: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -133,8 +143,14 @@ struct BuildArgs {
 pub(crate) struct RunArgs {
     /// The task: a task component (.wasm), a WASI command program (a core
     /// module with `_start`, or a component exporting wasi:cli/run), a
-    /// precompiled .cwasm, or a guest crate directory (built first).
+    /// precompiled .cwasm, a guest crate directory, or a Python task (a .py
+    /// file or a package directory); the last three are built first.
     task: PathBuf,
+
+    /// For a Python task: also bundle the pure-Python packages of DIR (a
+    /// directory on Python's path, or a virtual environment). Repeatable.
+    #[arg(long, value_name = "DIR", help_heading = "Programs")]
+    python_path: Vec<PathBuf>,
 
     /// The inputs as one JSON array; each element is one task's input.
     #[arg(long, value_name = "JSON_ARRAY", group = "source")]
@@ -278,12 +294,34 @@ pub(crate) struct RunArgs {
     seed: Option<u64>,
 }
 
-/// A guest crate directory is built first; anything else is taken as a file.
-pub(crate) fn task_file(task: &std::path::Path) -> anyhow::Result<PathBuf> {
-    if task.is_dir() {
+/// A Python task or a guest crate directory is built first; anything else
+/// is taken as a file.
+pub(crate) fn task_file(task: &std::path::Path, python: &PythonBuild) -> anyhow::Result<PathBuf> {
+    if python::is_python_task(task) {
+        python::build_python(task, python)
+    } else if task.is_dir() {
         build::build_guest(task)
     } else {
         Ok(task.to_path_buf())
+    }
+}
+
+/// Where wasmpool keeps what it can reuse (compiled code, Python builds):
+/// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`.
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wasmpool"))
+}
+
+/// How a Python task is built outside `run`: bundling nothing more, into
+/// the cache.
+fn python_build(paths: Vec<PathBuf>) -> PythonBuild {
+    PythonBuild {
+        paths,
+        cache: default_cache_dir(),
     }
 }
 
@@ -291,7 +329,7 @@ pub(crate) fn task_file(task: &std::path::Path) -> anyhow::Result<PathBuf> {
 /// one-worker pool to compile or inspect them with.
 fn task_bytes(task: &std::path::Path) -> anyhow::Result<(PathBuf, Vec<u8>, wasmpool::Pool)> {
     use anyhow::Context;
-    let path = task_file(task)?;
+    let path = task_file(task, &python_build(Vec::new()))?;
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let pool = wasmpool::Pool::builder().workers(1).build()?;
     Ok((path, bytes, pool))
@@ -373,7 +411,7 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::New(args) => new::new_project(&args.name).map(|()| EXIT_OK),
-        Command::Build(args) => match build::build_guest(&args.dir) {
+        Command::Build(args) => match task_file(&args.task, &python_build(args.python_path)) {
             Ok(path) => {
                 println!("{}", path.display());
                 Ok(EXIT_OK)

@@ -20,6 +20,7 @@ use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, Ta
 use super::block_writer::{BlockWriter, FLUSH_EVERY};
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
+use super::python::PythonBuild;
 use super::record::Record;
 use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
@@ -92,7 +93,11 @@ fn run_on_cluster(_: RunArgs, _: wasmpool::PoolBuilder) -> anyhow::Result<u8> {
 /// The run on a local pool or a cluster: inputs in, records out, a
 /// summary and an exit code at the end.
 fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
-    let task_path = super::task_file(&args.task)?;
+    let python = PythonBuild {
+        paths: args.python_path.clone(),
+        cache: cache_dir(args),
+    };
+    let task_path = super::task_file(&args.task, &python)?;
     let inputs = read_inputs(args)?;
     let recorded = match (&args.output, args.resume) {
         (Some(path), true) => resume::recorded_indices(path)?,
@@ -361,13 +366,7 @@ fn cache_dir(args: &RunArgs) -> Option<std::path::PathBuf> {
     if let Some(dir) = &args.cache_dir {
         return Some(dir.clone());
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cache"))
-        })?;
-    Some(base.join("wasmpool"))
+    super::default_cache_dir()
 }
 
 /// After a signal: cancel the queued tasks at once, let running ones finish
