@@ -160,6 +160,8 @@ pub(crate) fn build_python(task: &Path, options: &PythonBuild) -> anyhow::Result
         // Only the paths given are bundled, not those of an environment
         // that happens to be active.
         .env_remove("VIRTUAL_ENV")
+        // Nothing written beside the task's files.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .status()
         .with_context(|| format!("cannot run {}", tool.describe()))?;
     if !status.success() {
