@@ -11,6 +11,8 @@
 //! To compare builds, copy `target/release/deps/map_rate-*` aside after each
 //! and run the copies in turns.
 
+mod cpu_time;
+
 #[path = "../tests/all/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -18,6 +20,8 @@ mod support;
 use std::time::Instant;
 
 use wasmpool::Pool;
+
+use cpu_time::cpu_seconds;
 
 fn main() {
     let mut args = std::env::args()
@@ -52,19 +56,4 @@ fn main() {
         count as f64 / seconds,
         cpu * 1e6 / count as f64
     );
-}
-
-/// User and system time of this process so far, in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // The fields after the command name, which may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks = |index: usize| fields[index].parse::<f64>().unwrap();
-    // utime and stime, in clock ticks of 1/100 s on Linux.
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -188,9 +188,11 @@ impl PoolBuilder {
         self
     }
 
-    /// Caches compiled code in `dir` (wasmtime's cache, keyed by the
-    /// component's bytes and the engine settings): loading a component a
-    /// second time skips compilation. Off by default.
+    /// Caches compiled code in `dir`, one uncompressed `.cwasm` file per
+    /// component or module and engine settings, named by a digest of its
+    /// bytes: loading it a second time maps the file instead of compiling.
+    /// Off by default. The directory must be as trusted as the program:
+    /// compiled code cannot be checked when it is loaded.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> PoolBuilder {
         self.cache_dir = Some(dir.into());
         self

@@ -21,14 +21,13 @@ fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// The cache's compiled-code entries with their modification times (its
-/// `.stats` files count uses and change on every hit).
+/// The cache's compiled-code entries with their modification times.
 fn compiled_entries(cache: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
-    files_in(&cache.join("modules"))
+    files_in(cache)
         .into_iter()
         .filter(|file| {
             file.extension()
-                .is_none_or(|extension| extension != "stats")
+                .is_some_and(|extension| extension == "cwasm")
         })
         .map(|file| {
             let modified = std::fs::metadata(&file).unwrap().modified().unwrap();

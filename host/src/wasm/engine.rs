@@ -7,10 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{
-    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
-    PoolingAllocationConfig,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::data::error::BuildError;
 
@@ -40,29 +37,13 @@ pub(crate) struct EngineConfig {
 /// where the address space for its pools cannot be reserved (a tight
 /// `ulimit -v`, say), allocating on demand.
 pub(crate) fn build(options: &EngineConfig) -> Result<Engine, BuildError> {
-    let cache = match &options.cache_dir {
-        None => None,
-        Some(dir) => {
-            let mut settings = CacheConfig::new();
-            settings.with_directory(dir);
-            Some(Cache::new(settings).map_err(|error| {
-                BuildError::new(format!(
-                    "cannot use {} as the compiled-code cache: {error:#}",
-                    dir.display()
-                ))
-            })?)
-        }
-    };
-    Engine::new(&config(options, true, cache.clone()))
-        .or_else(|_| Engine::new(&config(options, false, cache)))
+    Engine::new(&config(options, true))
+        .or_else(|_| Engine::new(&config(options, false)))
         .map_err(|error| BuildError::new(format!("{error:#}")))
 }
 
-fn config(options: &EngineConfig, pooled: bool, cache: Option<Cache>) -> Config {
+fn config(options: &EngineConfig, pooled: bool) -> Config {
     let mut config = Config::new();
-    // Compiled code is cached by wasmtime, keyed by the component's bytes and
-    // every engine setting that changes the code.
-    config.cache(cache);
     if pooled {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
             options.concurrency,

@@ -11,6 +11,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::data::error::{BuildError, LoadError, LoadErrorKind};
 use crate::data::load_options::LoadOptions;
+use crate::wasm::code_cache::CodeCache;
 use crate::wasm::engine::{self, EngineConfig, Ticker};
 use crate::wasm::inspect::{self, Inspection};
 use crate::wasm::state::{HostState, bindings};
@@ -85,11 +86,22 @@ pub(crate) struct Loader {
     module_linker: wasmtime::Linker<HostState>,
     /// Dropped with the loader, which stops it.
     _ticker: Option<Ticker>,
+    /// Where compiled code is kept between runs, if anywhere.
+    code_cache: Option<CodeCache>,
 }
 
 impl Loader {
     pub(crate) fn new(options: &EngineConfig) -> Result<Loader, BuildError> {
         let engine = engine::build(options)?;
+        let code_cache = match &options.cache_dir {
+            None => None,
+            Some(dir) => Some(CodeCache::new(dir, &engine).map_err(|error| {
+                BuildError::new(format!(
+                    "cannot use {} as the compiled-code cache: {error}",
+                    dir.display()
+                ))
+            })?),
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| bindings::Task::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
@@ -112,6 +124,7 @@ impl Loader {
             linker,
             module_linker,
             _ticker: ticker,
+            code_cache,
         })
     }
 
@@ -173,7 +186,19 @@ impl Loader {
         name: &str,
         options: &LoadOptions,
     ) -> Result<Command, LoadError> {
-        let module = Module::new(&self.engine, bytes).map_err(|error| {
+        let module = self.cached(
+            bytes,
+            |engine, bytes| Module::new(engine, bytes),
+            Module::serialize,
+            |path| {
+                // SAFETY: see `Loader::cached`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Module::deserialize_file(&self.engine, path)
+                }
+            },
+        );
+        let module = module.map_err(|error| {
             LoadError::new(
                 LoadErrorKind::Invalid,
                 format!("not a valid module: {error:#}"),
@@ -297,12 +322,46 @@ impl Loader {
             return self.deserialize(bytes);
         }
         check_header(bytes)?;
-        Component::new(&self.engine, bytes).map_err(|error| {
+        let component = self.cached(
+            bytes,
+            |engine, bytes| Component::new(engine, bytes),
+            Component::serialize,
+            |path| {
+                // SAFETY: see `Loader::cached`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Component::deserialize_file(&self.engine, path)
+                }
+            },
+        );
+        component.map_err(|error| {
             LoadError::new(
                 LoadErrorKind::Invalid,
                 format!("not a valid component: {error:#}"),
             )
         })
+    }
+
+    /// `bytes` compiled by `compile`, through the code cache if there is
+    /// one.
+    ///
+    /// Loading compiled code is unsafe in wasmtime because its machine code
+    /// cannot be checked: the cache directory is as trusted as the binary
+    /// (wasmtime's own cache is, too). Each file is named by the digest of
+    /// the bytes it was compiled from and by the engine's settings, and
+    /// wasmtime checks its header, version and settings on load.
+    fn cached<T>(
+        &self,
+        bytes: &[u8],
+        compile: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<T>,
+        serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
+        deserialize: impl FnOnce(&std::path::Path) -> wasmtime::Result<T>,
+    ) -> wasmtime::Result<T> {
+        let compile = || compile(&self.engine, bytes);
+        match &self.code_cache {
+            Some(cache) => cache.get_or_compile(bytes, compile, serialize, deserialize),
+            None => compile(),
+        }
     }
 
     /// Checks that `component` is of the task world and links it.

@@ -2,7 +2,7 @@
 //! nothing of queues or threads. Above the data layer only.
 //!
 //! - `engine`: the engine a pool's tasks are compiled for, and its epoch
-//!   ticker;
+//!   ticker; `code_cache`: compiled code kept between runs;
 //! - `load`: a file loaded as a `Program` (task, command, function to
 //!   invoke), pre-linked; `inspect`, `values` (JSON ↔ component values);
 //! - `sandbox`: what every task of a pool runs under;
@@ -15,6 +15,7 @@
 pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod capture;
+pub(crate) mod code_cache;
 pub(crate) mod engine;
 pub(crate) mod inspect;
 pub(crate) mod instance;
