@@ -50,6 +50,10 @@ __all__ = ["task", "report_progress"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Made once, not per call as json.dumps with options would.
+_encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_decoder = json.JSONDecoder()
+
 _task: Callable[..., Any] | None = None
 # Whether the task's input is spread over its parameters (it has several,
 # or none): decided once, when it is decorated.
@@ -90,7 +94,7 @@ def _call(input: bytes) -> bytes:
         raise RuntimeError(
             "this component has no task: decorate one function with @wasmpool_task.task"
         )
-    value = json.loads(input)
+    value = _decoder.decode(input.decode())
     if not _spread:
         result = _task(value)
     elif isinstance(value, list):
@@ -102,7 +106,7 @@ def _call(input: bytes) -> bytes:
             f"{_task.__qualname__} takes several parameters: give each input as a "
             f"JSON array of them (the input was {bytes(input[:200])!r})"
         )
-    return json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+    return _encoder.encode(result).encode()
 
 
 def _describe(error: BaseException) -> str:
