@@ -11,7 +11,8 @@ A number n succeeds with 2n. A string names what to do:
 - "read-granted": lists the directory /data (granted with --dir);
 - "environment": returns the task's environment variables;
 - "import-numpy": imports numpy, a C extension no WASI build has;
-- "import-late": imports `fractions` here, inside the function;
+- "import-late": imports `fractions`, `csv` and `email.mime.text` here,
+  inside the function;
 - "random": returns random.random();
 - "bad-result": returns what JSON cannot carry.
 """
@@ -57,9 +58,14 @@ def trap_zoo(order):
 
         return "numpy imported"
     if order == "import-late":
+        import csv
+        import email.mime.text
         import fractions
 
-        return str(fractions.Fraction(1, 3) + fractions.Fraction(1, 6))
+        row = next(csv.reader(["a,b"]))
+        mail = email.mime.text.MIMEText("hi")
+        half = fractions.Fraction(1, 3) + fractions.Fraction(1, 6)
+        return [str(half), row, mail.get_content_type()]
     if order == "random":
         return random.random()
     if order == "bad-result":
