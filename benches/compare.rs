@@ -12,6 +12,8 @@
 #[path = "../guest-tasks/examples/cpu-kernels/src/kernels.rs"]
 mod kernels;
 
+mod ppe;
+
 #[path = "../tests/all/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -144,7 +146,7 @@ fn ppe_rates(scale: usize) -> Option<[f64; 2]> {
             0 => ["trivial", small.as_str(), "2", "1"],
             _ => ["trivial", large.as_str(), "2", "1000"],
         };
-        python_rate(&args).unwrap_or_else(|| {
+        ppe::rate(&args).unwrap_or_else(|| {
             missing = true;
             0.0
         })
@@ -452,7 +454,7 @@ fn seed_scenario(table: &mut Table) {
     let cache_flag = ["--cache-dir", cache.to_str().unwrap()];
     seed_run(&cache_flag);
     let warm = seed_run(&cache_flag);
-    let python = python_seconds(&["seed"]);
+    let python = ppe::seconds(&["seed"]);
     table.add(Row {
         case: "seed scenario wall time, cold start (compile included)".into(),
         measured: format!("{cold:.2} s"),
@@ -497,31 +499,4 @@ fn bench_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn baseline_script() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/ppe_baseline.py");
-    script.is_file().then_some(script)
-}
-
-/// Runs the Python baseline and returns the value of `key` from its line.
-fn python_value(args: &[&str], key: &str) -> Option<f64> {
-    let output = Command::new("python3")
-        .arg(baseline_script()?)
-        .args(args)
-        .output()
-        .ok()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last()?;
-    line.split_whitespace()
-        .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|value| value.parse().ok())
-}
-
-fn python_rate(args: &[&str]) -> Option<f64> {
-    python_value(args, "tasks_per_s")
-}
-
-fn python_seconds(args: &[&str]) -> Option<f64> {
-    python_value(args, "seconds")
 }

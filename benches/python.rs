@@ -14,13 +14,13 @@
 //! a run that finds both cached.
 
 mod cpu_time;
+mod ppe;
 
 #[path = "../tests/all/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use wasmpool::Pool;
@@ -184,31 +184,10 @@ fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-bench-code")
 }
 
-fn baseline() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/ppe_baseline.py");
-    script.is_file().then_some(script)
-}
-
-/// A value of the baseline's one-line report.
-fn baseline_value(args: &[&str], key: &str) -> Option<f64> {
-    let output = Command::new("python3")
-        .arg(baseline()?)
-        .args(args)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()?
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))?
-        .parse()
-        .ok()
-}
-
 fn ppe_rate() -> Option<f64> {
-    baseline_value(&["trivial", "10000", "2", "1"], "tasks_per_s")
+    ppe::rate(&["trivial", "10000", "2", "1"])
 }
 
 fn ppe_seed_seconds() -> Option<f64> {
-    baseline_value(&["seed"], "seconds")
+    ppe::seconds(&["seed"])
 }

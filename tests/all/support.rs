@@ -36,14 +36,20 @@ pub fn guest(name: &str) -> PathBuf {
 }
 
 fn build_guest(name: &str) -> PathBuf {
+    built_by_wasmpool(&example_dir(name))
+}
+
+/// What `wasmpool build SOURCE` made, by the path it printed.
+fn built_by_wasmpool(source: &Path) -> PathBuf {
     let output = wasmpool()
         .arg("build")
-        .arg(example_dir(name))
+        .arg(source)
         .output()
         .expect("run wasmpool build");
     assert!(
         output.status.success(),
-        "wasmpool build {name} failed:\n{}",
+        "wasmpool build {} failed:\n{}",
+        source.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     let path = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
@@ -61,17 +67,7 @@ pub fn python_dir() -> PathBuf {
 pub fn python_task(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     built_once(&BUILT, name, || {
-        let output = wasmpool()
-            .arg("build")
-            .arg(python_dir().join(format!("{name}.py")))
-            .output()
-            .expect("run wasmpool build");
-        assert!(
-            output.status.success(),
-            "wasmpool build {name}.py failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+        built_by_wasmpool(&python_dir().join(format!("{name}.py")))
     })
 }
 
