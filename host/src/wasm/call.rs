@@ -167,12 +167,9 @@ async fn call(
     } = *attempt;
     let state = instance.store.data_mut();
     state.watch = watch.clone();
-    state.panic = None;
-    state.traceback = None;
     // A kept instance's memory stays as big as it grew: its peak carries on.
     state.memory.max = limits.max_memory;
-    state.memory.refused = false;
-    state.reseed(sandbox.seed, seed_key);
+    state.start_task(sandbox.seed, seed_key);
     if let Some(fuel) = limits.fuel {
         instance
             .store

@@ -133,9 +133,17 @@ impl HostState {
         outcome::classify(error, limits, self.memory.refused, self.panic.as_deref())
     }
 
-    /// Points the random sources at the task of `key`, in a run seeded
-    /// with `seed`.
-    pub(crate) fn reseed(&mut self, seed: Option<u64>, key: u64) {
+    /// Forgets what the task before reported (a panic, a traceback, a
+    /// refused growth) and points the random sources at the task of
+    /// `key`, in a run seeded with `seed`: a new task in this store.
+    pub(crate) fn start_task(&mut self, seed: Option<u64>, key: u64) {
+        self.panic = None;
+        self.traceback = None;
+        self.memory.refused = false;
+        self.reseed(seed, key);
+    }
+
+    fn reseed(&mut self, seed: Option<u64>, key: u64) {
         self.task_seed = seed.map(|seed| seed::derive(seed, key));
         if let (Some(rngs), Some(task_seed)) = (&self.rngs, self.task_seed) {
             rngs.reseed(task_seed);
@@ -290,9 +298,6 @@ impl bindings::wasmpool::task::host::Host for HostState {
             .and_then(|timeout| started.checked_add(timeout));
         batch.deadline.set(deadline);
         self.watch.deadline = deadline;
-        self.panic = None;
-        self.traceback = None;
-        self.memory.refused = false;
         batch.sandbox.progress.clear(batch.worker);
         batch.running = Some(Metrics {
             started: Some(started),
@@ -300,23 +305,21 @@ impl bindings::wasmpool::task::host::Host for HostState {
             ..Metrics::default()
         });
         let seed = batch.sandbox.seed;
-        self.reseed(seed, next.seed_key);
+        self.start_task(seed, next.seed_key);
         Some(next.input)
     }
 
     fn finish_input(&mut self, outcome: Result<Vec<u8>, String>) {
-        let Some(batch) = self.batch.as_mut() else {
+        let running = self.batch.as_mut().and_then(|batch| batch.running.take());
+        let Some(metrics) = running else {
             return;
         };
-        let Some(metrics) = batch.running.take() else {
-            return;
-        };
-        let outcome = outcome.map_err(|message| {
-            let (refused, max) = (self.memory.refused, self.memory.max);
-            outcome::returned_error(message, refused, max, &mut self.traceback)
-        });
-        let result = ended(outcome, batch, metrics, self.memory.peak);
-        batch.results.push(result);
+        let outcome = outcome.map_err(|message| self.returned_error(message));
+        let peak = self.memory.peak;
+        if let Some(batch) = self.batch.as_mut() {
+            let result = ended(outcome, batch, metrics, peak);
+            batch.results.push(result);
+        }
     }
 
     fn finish_and_next_input(&mut self, outcome: Result<Vec<u8>, String>) -> Option<Vec<u8>> {
