@@ -164,16 +164,17 @@ pub(crate) fn build_python(task: &Path, options: &PythonBuild) -> anyhow::Result
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .status()
         .with_context(|| format!("cannot run {}", tool.describe()))?;
-    if !status.success() {
-        bail!(
+    let kept = if status.success() {
+        std::fs::rename(&built, &component)
+            .with_context(|| format!("cannot write {}", component.display()))
+    } else {
+        Err(anyhow::anyhow!(
             "componentize-py could not build {} (its errors are above)",
             task.display()
-        );
-    }
-    std::fs::rename(&built, &component)
-        .with_context(|| format!("cannot write {}", component.display()))?;
+        ))
+    };
     let _ = std::fs::remove_dir_all(&work);
-    Ok(component)
+    kept.map(|()| component)
 }
 
 /// The module a task is imported as, and the directory it is imported
