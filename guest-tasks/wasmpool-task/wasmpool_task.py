@@ -58,15 +58,25 @@ _task: Callable[..., Any] | None = None
 # Whether the task's input is spread over its parameters (it has several,
 # or none): decided once, when it is decorated.
 _spread = False
+# Whether the task takes and returns bytes as they are, without JSON.
+_raw = False
 
 
-def task(function: F) -> F:
+def task(function: F | None = None, *, raw: bool = False) -> Any:
     """Makes ``function`` the task of this component.
 
     One function per component; it is returned unchanged, so it can still
-    be called and tested as plain Python.
+    be called and tested as plain Python. ``@task(raw=True)`` hands the
+    function its input bytes as they came and sends back the bytes it
+    returns, for tasks that speak a format of their own.
     """
-    global _task, _spread
+    if function is None:
+        return lambda function: _register(function, raw)
+    return _register(function, raw)
+
+
+def _register(function: F, raw: bool) -> F:
+    global _task, _spread, _raw
     if _task is not None and _task is not function:
         raise TypeError(
             f"@task on {function.__qualname__}: this component's task is "
@@ -77,7 +87,7 @@ def task(function: F) -> F:
         p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
-    _task, _spread = function, len(positional) != 1 or variadic
+    _task, _spread, _raw = function, len(positional) != 1 or variadic, raw
     return function
 
 
@@ -94,6 +104,8 @@ def _call(input: bytes) -> bytes:
         raise RuntimeError(
             "this component has no task: decorate one function with @wasmpool_task.task"
         )
+    if _raw:
+        return bytes(_task(input))
     value = _decoder.decode(input.decode())
     if not _spread:
         result = _task(value)

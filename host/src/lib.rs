@@ -63,6 +63,7 @@ mod wasm;
 pub mod cluster;
 mod executor;
 mod pool;
+pub mod python;
 mod task;
 
 pub use data::captured::Captured;
@@ -82,6 +83,19 @@ pub use task::{Task, TaskKind};
 pub use wasm::inspect::{Inspection, MemoryDecl, WasmKind};
 /// The trap codes of [`TaskError::trap_code`], from wasmtime.
 pub use wasmtime::Trap;
+
+/// Where wasmpool keeps what it can reuse (compiled code, Python builds):
+/// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`; `None` when
+/// neither variable is set.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("wasmpool"))
+}
 
 /// Turns transparent huge pages off for this process (and what it
 /// starts); does nothing outside Linux.

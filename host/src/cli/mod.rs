@@ -5,7 +5,6 @@ mod build;
 mod inputs;
 mod live;
 mod new;
-mod python;
 mod record;
 mod report;
 mod resume;
@@ -19,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use python::PythonBuild;
+use wasmpool::python::{self, PythonBuild};
 
 /// Every task succeeded.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -298,7 +297,7 @@ pub(crate) struct RunArgs {
 /// is taken as a file.
 pub(crate) fn task_file(task: &std::path::Path, python: &PythonBuild) -> anyhow::Result<PathBuf> {
     if python::is_python_task(task) {
-        python::build_python(task, python)
+        Ok(python::build(task, python)?)
     } else if task.is_dir() {
         build::build_guest(task)
     } else {
@@ -306,15 +305,7 @@ pub(crate) fn task_file(task: &std::path::Path, python: &PythonBuild) -> anyhow:
     }
 }
 
-/// Where wasmpool keeps what it can reuse (compiled code, Python builds):
-/// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`.
-pub(crate) fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("wasmpool"))
-}
+pub(crate) use wasmpool::default_cache_dir;
 
 /// How a Python task is built outside `run`: bundling nothing more, into
 /// the cache.

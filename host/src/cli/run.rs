@@ -20,10 +20,10 @@ use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, Ta
 use super::block_writer::{BlockWriter, FLUSH_EVERY};
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
-use super::python::PythonBuild;
 use super::record::Record;
 use super::summary::Summary;
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
+use wasmpool::python::PythonBuild;
 
 /// How long running tasks may go on after SIGINT or SIGTERM before they
 /// are stopped.

@@ -1,15 +1,16 @@
-//! `wasmpool build FILE.py` (or a directory holding a Python package): a
-//! Python task made into a component by componentize-py, cached by what
-//! went into it.
+//! Python tasks: a `.py` file (or a directory holding a Python package)
+//! made into a component by componentize-py, cached by what went into it.
+//! `wasmpool build FILE.py` and `wasmpool run FILE.py` call [`build`]; so
+//! does the Python package's executor, for the runtime its functions run in.
 //!
 //! The component's entry module is generated here: it imports the whole
 //! standard library at build time (only what is imported then is inside
 //! the component), then the task's module, and exports the SDK's
 //! `WitWorld`. The SDK (`wasmpool_task`) and the WIT contract travel inside
-//! this binary, so a task builds from anywhere.
+//! this library, so a task builds from anywhere.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,13 +19,13 @@ use sha2::{Digest, Sha256};
 
 /// The componentize-py release the SDK and the entry module are written
 /// against.
-pub(crate) const COMPONENTIZE_PY: &str = "0.25.1";
+pub const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The Python SDK, put on every task's path.
-const SDK: &str = include_str!("../../../guest-tasks/wasmpool-task/wasmpool_task.py");
+const SDK: &str = include_str!("../../guest-tasks/wasmpool-task/wasmpool_task.py");
 
 /// The contract the component is built against.
-const WIT: &str = include_str!("../../../wit/task.wit");
+const WIT: &str = include_str!("../../wit/task.wit");
 
 /// The component's entry module; `{module}` is the task's module.
 const ENTRY: &str = r#"# The entry module of a Python task component, made by `wasmpool build`.
@@ -82,18 +83,41 @@ from wasmpool_task import WitWorld
 
 /// Where and how a Python task is built.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct PythonBuild {
+pub struct PythonBuild {
     /// Directories of pure-Python packages to bundle (a virtual
     /// environment stands for its `site-packages`).
-    pub(crate) paths: Vec<PathBuf>,
+    pub paths: Vec<PathBuf>,
     /// Where built components are kept, by what went into them; `None`
     /// builds afresh in a directory of its own and keeps nothing.
-    pub(crate) cache: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
 }
+
+/// Why a Python task could not be built: one line saying what is wrong and
+/// what to do (componentize-py's own errors went to stderr before it).
+#[derive(Debug)]
+pub struct PythonBuildError {
+    message: String,
+}
+
+impl PythonBuildError {
+    fn of(error: anyhow::Error) -> PythonBuildError {
+        PythonBuildError {
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+impl fmt::Display for PythonBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PythonBuildError {}
 
 /// Whether `path` is a Python task: a `.py` file, or a directory holding a
 /// package (`__init__.py`) and no Cargo.toml.
-pub(crate) fn is_python_task(path: &Path) -> bool {
+pub fn is_python_task(path: &Path) -> bool {
     if path.is_dir() {
         path.join("__init__.py").is_file() && !path.join("Cargo.toml").is_file()
     } else {
@@ -104,77 +128,125 @@ pub(crate) fn is_python_task(path: &Path) -> bool {
 /// Builds the Python task at `task` (a file, or a package directory) and
 /// returns the component's path: from the cache when nothing that goes
 /// into it changed.
-pub(crate) fn build_python(task: &Path, options: &PythonBuild) -> anyhow::Result<PathBuf> {
-    let (module, home) = module_of(task)?;
-    let paths = options
-        .paths
-        .iter()
-        .map(|path| python_path(path))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let entry = ENTRY.replace("{module!r}", &format!("'{module}'"));
-    let entry = entry.replace("{module}", &module);
-    let key = cache_key(&entry, &home, &paths)?;
-    let (dir, keep) = match &options.cache {
-        Some(cache) => (cache.join("python"), true),
-        None => (
-            std::env::temp_dir().join(format!("wasmpool-python-{}", std::process::id())),
-            false,
-        ),
-    };
-    let component = dir.join(format!("{module}-{}.wasm", &key[..16]));
-    if keep && component.is_file() {
-        return Ok(component);
+pub fn build(task: &Path, options: &PythonBuild) -> Result<PathBuf, PythonBuildError> {
+    let plan = Plan::new(task, options).map_err(PythonBuildError::of)?;
+    if plan.keep && plan.component.is_file() {
+        return Ok(plan.component);
     }
-    let tool = Componentizer::find()?;
-    let work = dir.join(format!("build-{}-{}", &key[..16], std::process::id()));
-    std::fs::create_dir_all(work.join("wit"))
-        .with_context(|| format!("cannot create {}", work.display()))?;
-    std::fs::write(work.join("wit/task.wit"), WIT)?;
-    std::fs::write(work.join("wasmpool_task.py"), SDK)?;
-    std::fs::write(work.join("wasmpool_task_entry.py"), entry)?;
-    eprintln!(
-        "wasmpool: building {} with componentize-py {}",
-        task.display(),
-        tool.version
-    );
-    let built = work.join("task.wasm");
-    let status = tool
-        .command()
-        .arg("-q")
-        .arg("-d")
-        .arg(work.join("wit"))
-        .args(["-w", "batch-task", "componentize"])
-        .arg("-p")
-        .arg(&work)
-        .arg("-p")
-        .arg(&home)
-        .args(
-            paths
-                .iter()
-                .flat_map(|path| [OsString::from("-p"), path.into()]),
-        )
-        .arg("wasmpool_task_entry")
-        .arg("-o")
-        .arg(&built)
-        .current_dir(&work)
-        // Only the paths given are bundled, not those of an environment
-        // that happens to be active.
-        .env_remove("VIRTUAL_ENV")
-        // Nothing written beside the task's files.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .status()
-        .with_context(|| format!("cannot run {}", tool.describe()))?;
-    let kept = if status.success() {
-        std::fs::rename(&built, &component)
-            .with_context(|| format!("cannot write {}", component.display()))
-    } else {
-        Err(anyhow::anyhow!(
-            "componentize-py could not build {} (its errors are above)",
-            task.display()
-        ))
-    };
-    let _ = std::fs::remove_dir_all(&work);
-    kept.map(|()| component)
+    plan.run(task).map_err(PythonBuildError::of)
+}
+
+/// The component [`build`] would return without building anything: the
+/// cached one, if nothing that goes into it changed.
+pub fn cached(task: &Path, options: &PythonBuild) -> Result<Option<PathBuf>, PythonBuildError> {
+    let plan = Plan::new(task, options).map_err(PythonBuildError::of)?;
+    Ok((plan.keep && plan.component.is_file()).then_some(plan.component))
+}
+
+/// What a build of one task takes and makes.
+struct Plan {
+    home: PathBuf,
+    paths: Vec<PathBuf>,
+    entry: String,
+    key: String,
+    dir: PathBuf,
+    /// Whether the component is kept in the cache.
+    keep: bool,
+    component: PathBuf,
+}
+
+impl Plan {
+    fn new(task: &Path, options: &PythonBuild) -> anyhow::Result<Plan> {
+        let (module, home) = module_of(task)?;
+        let paths = options
+            .paths
+            .iter()
+            .map(|path| python_path(path))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let entry = ENTRY.replace("{module!r}", &format!("'{module}'"));
+        let entry = entry.replace("{module}", &module);
+        let key = cache_key(&entry, &home, &paths)?;
+        let (dir, keep) = match &options.cache {
+            Some(cache) => (cache.join("python"), true),
+            None => (
+                std::env::temp_dir().join(format!("wasmpool-python-{}", std::process::id())),
+                false,
+            ),
+        };
+        let component = dir.join(format!("{module}-{}.wasm", &key[..16]));
+        Ok(Plan {
+            home,
+            paths,
+            entry,
+            key,
+            dir,
+            keep,
+            component,
+        })
+    }
+
+    /// Runs componentize-py and puts the component in its place.
+    fn run(self, task: &Path) -> anyhow::Result<PathBuf> {
+        let Plan {
+            home,
+            paths,
+            entry,
+            key,
+            dir,
+            component,
+            ..
+        } = self;
+        let tool = Componentizer::find()?;
+        let work = dir.join(format!("build-{}-{}", &key[..16], std::process::id()));
+        std::fs::create_dir_all(work.join("wit"))
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        std::fs::write(work.join("wit/task.wit"), WIT)?;
+        std::fs::write(work.join("wasmpool_task.py"), SDK)?;
+        std::fs::write(work.join("wasmpool_task_entry.py"), entry)?;
+        eprintln!(
+            "wasmpool: building {} with componentize-py {}",
+            task.display(),
+            tool.version
+        );
+        let built = work.join("task.wasm");
+        let status = tool
+            .command()
+            .arg("-q")
+            .arg("-d")
+            .arg(work.join("wit"))
+            .args(["-w", "batch-task", "componentize"])
+            .arg("-p")
+            .arg(&work)
+            .arg("-p")
+            .arg(&home)
+            .args(
+                paths
+                    .iter()
+                    .flat_map(|path| [OsString::from("-p"), path.into()]),
+            )
+            .arg("wasmpool_task_entry")
+            .arg("-o")
+            .arg(&built)
+            .current_dir(&work)
+            // Only the paths given are bundled, not those of an environment
+            // that happens to be active.
+            .env_remove("VIRTUAL_ENV")
+            // Nothing written beside the task's files.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .status()
+            .with_context(|| format!("cannot run {}", tool.describe()))?;
+        let kept = if status.success() {
+            std::fs::rename(&built, &component)
+                .with_context(|| format!("cannot write {}", component.display()))
+        } else {
+            Err(anyhow::anyhow!(
+                "componentize-py could not build {} (its errors are above)",
+                task.display()
+            ))
+        };
+        let _ = std::fs::remove_dir_all(&work);
+        kept.map(|()| component)
+    }
 }
 
 /// The module a task is imported as, and the directory it is imported
