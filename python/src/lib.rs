@@ -7,6 +7,8 @@
 //! resolves the futures: no Python thread per task, and no call into
 //! Python from a worker thread.
 
+mod wire;
+
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +20,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use wasmpool::python::PythonBuild;
-use wasmpool::{Pool, Task, TaskHandle, TaskResult};
+use wasmpool::{Pool, Task, TaskHandle, TaskKind, TaskResult};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -71,6 +73,12 @@ impl NativeTask {
     #[getter]
     fn name(&self) -> &str {
         self.task.name()
+    }
+
+    /// Whether it is a command program: its stdout is its output.
+    #[getter]
+    fn is_command(&self) -> bool {
+        self.task.kind() == TaskKind::Command
     }
 }
 
@@ -380,6 +388,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(build_python, module)?)?;
     module.add_function(wrap_pyfunction!(cached_python, module)?)?;
     module.add_function(wrap_pyfunction!(default_cache_dir, module)?)?;
+    module.add_function(wrap_pyfunction!(wire::wire_dumps, module)?)?;
+    module.add_function(wrap_pyfunction!(wire::wire_loads, module)?)?;
     module.add("COMPONENTIZE_PY", wasmpool::python::COMPONENTIZE_PY)?;
     Ok(())
 }

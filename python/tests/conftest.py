@@ -42,8 +42,10 @@ def rust_task() -> object:
                 ],
                 check=True,
             )
-            wasm = name.replace("-", "_") + ".wasm"
-            built[name] = REPO / "guest-tasks/target/wasm32-wasip2/release" / wasm
+            release = REPO / "guest-tasks/target/wasm32-wasip2/release"
+            # A library keeps its name with underscores, a program as it is.
+            library = release / (name.replace("-", "_") + ".wasm")
+            built[name] = library if library.is_file() else release / f"{name}.wasm"
         return built[name]
 
     return build

@@ -83,6 +83,20 @@ def test_lambdas_nested_functions_and_closures(executor):
     ) == [("tuple", 6)]
 
 
+def test_standard_callables_and_partials(executor):
+    import functools
+
+    assert list(executor.map(str.upper, ["a", "b"])) == ["A", "B"]
+    assert executor.submit(math.factorial, 5).result(timeout=60) == 120
+    assert executor.submit(sorted, [3, 1, 2]).result(timeout=60) == [1, 2, 3]
+    scaled = functools.partial(add_scaled, scale=LIMITS["low"] + 2)
+    assert list(executor.map(scaled, [1, 2])) == [3, 6]
+
+
+def add_scaled(x, *, scale):
+    return x * scale
+
+
 def test_what_cannot_travel_is_a_type_error_at_submit(executor):
     conn = socket.socket()
     try:

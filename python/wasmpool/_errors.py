@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .guest import wasmpool_wire as wire
+from ._native import wire_loads
 
 
 class TaskError(Exception):
@@ -182,7 +182,7 @@ def rebuild(error: tuple, stdout: str, stderr: str) -> Exception:
     rebuilt: Exception | None = None
     if cls is not None and isinstance(packed, bytes):
         try:
-            args = wire.loads(packed)
+            args = wire_loads(packed)
             if isinstance(args, tuple):
                 rebuilt = cls(*args)
         except Exception:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from . import _errors, _native, _ship
-from .guest import wasmpool_wire as wire
 
 _MAGIC = b"WPX1"
 _RUNNER = Path(__file__).parent / "guest" / "wasmpool_runner.py"
@@ -41,10 +40,14 @@ class Task:
     Its arguments go in as JSON (one argument as itself, several as an
     array) and its output comes back decoded from JSON; with ``raw=True``
     one ``bytes`` (or ``str``) argument goes in as it is and the output
-    comes back as ``bytes``.
+    comes back as ``bytes``. ``raw`` defaults to true for a command
+    program (its argument is its stdin, its stdout the result) and to false
+    for a task.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, raw: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, raw: bool | None = None
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         if not os.path.isfile(self.path):
             raise FileNotFoundError(
@@ -55,18 +58,20 @@ class Task:
     def __repr__(self) -> str:
         return f"Task({self.path!r}{', raw=True' if self.raw else ''})"
 
-    def _input(self, args: tuple, kwargs: dict) -> bytes:
+    def _input(self, args: tuple, kwargs: dict, command: bool) -> bytes:
         if kwargs:
             raise TypeError(f"{self!r} takes positional arguments only")
-        if self.raw:
+        if self.raw or (self.raw is None and command):
             if len(args) != 1 or not isinstance(args[0], (bytes, str)):
                 raise TypeError(f"{self!r} takes one bytes or str argument")
             return args[0].encode() if isinstance(args[0], str) else args[0]
         value = args[0] if len(args) == 1 else list(args)
         return json.dumps(value, separators=(",", ":")).encode()
 
-    def _output(self, value: bytes) -> Any:
-        return value if self.raw else json.loads(value)
+    def _output(self, value: bytes, command: bool) -> Any:
+        if self.raw or (self.raw is None and command):
+            return value
+        return json.loads(value)
 
 
 class _TaskFuture(Future):
@@ -92,10 +97,14 @@ class _TaskFuture(Future):
 class _Outcomes:
     """How a finished task's output becomes the results of its calls."""
 
-    def __init__(self, future: Future, task: Task | None, calls: int) -> None:
+    def __init__(
+        self, future: Future, task: Task | None, calls: int, command: bool = False
+    ) -> None:
         self.future = future
         self.task = task
         self.calls = calls
+        # A command's stdout is its result, not output to print.
+        self.command = command
 
 
 class _MapResults:
@@ -320,13 +329,14 @@ class WasmPoolExecutor(concurrent.futures.Executor):
         keywords: list | None = None,
     ) -> None:
         if isinstance(fn, Task):
-            data = fn._input(calls[0], keywords[0] if keywords else {})
             native_task = self._task(fn.path)
-            entry = _Outcomes(future, fn, 1)
+            command = native_task.is_command
+            data = fn._input(calls[0], keywords[0] if keywords else {}, command)
+            entry = _Outcomes(future, fn, 1, command)
         else:
             if bundle is None:
                 bundle = self._pack(fn)
-            data = _MAGIC + wire.dumps((bundle, calls, keywords))
+            data = _MAGIC + _native.wire_dumps((bundle, calls, keywords))
             native_task = self._python_runtime()
             entry = _Outcomes(future, None, len(calls) if many else 0)
         with self._lock:
@@ -385,7 +395,8 @@ class WasmPoolExecutor(concurrent.futures.Executor):
 def _finish(
     entry: _Outcomes, value: bytes | None, error: tuple | None, out: bytes, err: bytes
 ) -> None:
-    stdout = out.decode("utf-8", "replace")
+    quiet = entry.command and error is None
+    stdout = "" if quiet else out.decode("utf-8", "replace")
     stderr = err.decode("utf-8", "replace")
     if stdout or stderr:
         with _print_lock:
@@ -396,8 +407,6 @@ def _finish(
                 sys.stderr.write(stderr)
                 sys.stderr.flush()
     future = entry.future
-    if future.cancelled():
-        return
     try:
         if error is not None:
             if error[0] == "cancelled":
@@ -405,7 +414,7 @@ def _finish(
                 return
             future.set_exception(_errors.task_error(error, stdout, stderr))
         elif entry.task is not None:
-            future.set_result(entry.task._output(value))  # type: ignore[arg-type]
+            future.set_result(entry.task._output(value, entry.command))  # type: ignore[arg-type]
         else:
             _outcomes(entry, value, stdout, stderr)  # type: ignore[arg-type]
     except concurrent.futures.InvalidStateError:
@@ -415,7 +424,7 @@ def _finish(
 def _outcomes(entry: _Outcomes, value: bytes, stdout: str, stderr: str) -> None:
     future = entry.future
     try:
-        values, errors = wire.loads(value)  # type: ignore[misc]
+        values, errors = _native.wire_loads(value)
         results = [(True, v) for v in values]
         for index, error in errors.items():
             results[index] = (False, _errors.rebuild(error, stdout, stderr))

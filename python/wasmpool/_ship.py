@@ -27,10 +27,9 @@ import functools
 import linecache
 import sys
 import types
-import weakref
 from typing import Any
 
-from .guest import wasmpool_wire as wire
+from ._native import wire_dumps
 
 Item = tuple
 
@@ -56,7 +55,7 @@ def pack(function: Any) -> bytes:
     """
     try:
         kept = _packed.get(function)
-    except TypeError:  # not weakly referable: never kept
+    except TypeError:  # unhashable: never kept
         kept = None
     if kept is not None and all(
         _read(where, name) is value for where, name, value in kept[1]
@@ -64,8 +63,10 @@ def pack(function: Any) -> bytes:
         return kept[0]
     packer = _Packer()
     root = packer.item(function, f"{_name(function)}")
-    bundle = wire.dumps((1, root, packer.spaces))
+    bundle = wire_dumps((1, root, packer.spaces))
     if packer.immutable:
+        if len(_packed) >= _KEPT:
+            _packed.clear()
         try:
             _packed[function] = (bundle, packer.reads)
         except TypeError:
@@ -73,7 +74,10 @@ def pack(function: Any) -> bytes:
     return bundle
 
 
-_packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Bundles by function (functions hash by identity). A plain dict: a weak
+# one cost more per lookup than packing saves; it is emptied when full.
+_packed: dict[Any, tuple[bytes, list]] = {}
+_KEPT = 256
 _UNBOUND = object()
 
 
@@ -107,7 +111,9 @@ def _in_sandbox(module: str | None) -> bool:
 
 def _importable(value: Any) -> tuple[str, str] | None:
     """(module, qualname) if the sandbox can import ``value`` by name."""
-    module = getattr(value, "__module__", None)
+    module = getattr(value, "__module__", None) or getattr(
+        getattr(value, "__objclass__", None), "__module__", None
+    )
     qualname = getattr(value, "__qualname__", None)
     if not _in_sandbox(module) or not isinstance(qualname, str) or "<" in qualname:
         return None
@@ -152,12 +158,11 @@ class _Packer:
                     "what the function needs from the standard library, or pass data"
                 )
             return ("module", value.__name__)
-        if isinstance(value, type) and getattr(builtins, value.__name__, None) is value:
-            return ("builtin", value.__name__)
-        if isinstance(value, (types.BuiltinFunctionType, types.FunctionType, type)):
+        if callable(value):
             importable = _importable(value)
             if importable is not None:
                 return ("attr", *importable)
+        if isinstance(value, (types.BuiltinFunctionType, types.FunctionType, type)):
             if isinstance(value, types.BuiltinFunctionType):
                 if getattr(builtins, value.__name__, None) is value:
                     return ("builtin", value.__name__)
@@ -168,13 +173,18 @@ class _Packer:
                     "and the sandbox lacks its module"
                 )
             return self.code(value, where)
-        if isinstance(value, functools.partial):
-            raise TypeError(
-                f"cannot send {where}: a functools.partial; define a function that "
-                "calls it with those arguments instead"
+        if type(value) is functools.partial:
+            return (
+                "partial",
+                self.item(value.func, f"{where}'s function"),
+                tuple(self.item(arg, f"{where}'s argument") for arg in value.args),
+                {
+                    key: self.item(arg, f"{where}'s argument {key!r}")
+                    for key, arg in value.keywords.items()
+                },
             )
         try:
-            wire.dumps(value)
+            wire_dumps(value)
         except TypeError:
             raise TypeError(
                 f"cannot send {where}: a "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import linecache
 import traceback
@@ -120,6 +121,13 @@ class _Builder:
             return found
         if tag == "builtin":
             return getattr(builtins, item[1])
+        if tag == "partial":
+            _, func, args, keywords = item
+            return functools.partial(
+                self.make(func, None, None),
+                *(self.make(arg, None, None) for arg in args),
+                **{key: self.make(arg, None, None) for key, arg in keywords.items()},
+            )
         if tag == "ref":
             return self.namespaces[item[1]][item[2]]
         if tag == "code":
@@ -136,6 +144,20 @@ class _Builder:
         start = max(line - 1, 0)
         padded[start : start + len(lines)] = lines
         linecache.cache[filename] = (len(source), None, padded, filename)
+        if not freevars:
+            # Compiled from its text, put at its lines: no syntax tree to
+            # build in Python, which a fresh interpreter pays per call.
+            text = "\n" * max(line - 1, 0) + source
+            if kind == "lambda":
+                made = eval(compile(text, filename, "eval"), namespace)
+            elif bound:
+                exec(compile(text, filename, "exec"), namespace)
+                made = namespace[name]
+            else:
+                scope: dict = {}
+                exec(compile(text, filename, "exec"), namespace, scope)
+                made = scope[name]
+            return _named(made, qualname)
         if kind == "lambda":
             node: ast.AST = ast.parse(source, filename, "eval").body
         else:
@@ -144,31 +166,29 @@ class _Builder:
                 node = node.body[0]
         ast.increment_lineno(node, line - 1)
         values = [self.make(free, None, None) for _, free in freevars]
-        if bound and not freevars:
-            ast.fix_missing_locations(node)
-            exec(compile(ast.Module([node], []), filename, "exec"), namespace)
-            made = namespace[name]
-        else:
-            # A function around it takes the closure's values as its
-            # parameters, so the code sees them as the free variables it had.
-            body = (
-                [ast.Return(node)]
-                if kind == "lambda"
-                else [node, ast.Return(ast.Name(name))]
-            )
-            maker = ast.FunctionDef(
-                name="__wasmpool_make",
-                args=ast.arguments(args=[ast.arg(free) for free, _ in freevars]),
-                body=body,
-                decorator_list=[],
-            )
-            ast.copy_location(maker, node)
-            ast.fix_missing_locations(maker)
-            scope: dict = {}
-            exec(compile(ast.Module([maker], []), filename, "exec"), namespace, scope)
-            made = scope["__wasmpool_make"](*values)
-        try:
-            made.__qualname__ = qualname  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            pass
-        return made
+        # A function around the code takes the closure's values as its
+        # parameters, so the code sees them as the free variables it had.
+        body = (
+            [ast.Return(node)]
+            if kind == "lambda"
+            else [node, ast.Return(ast.Name(name))]
+        )
+        maker = ast.FunctionDef(
+            name="__wasmpool_make",
+            args=ast.arguments(args=[ast.arg(free) for free, _ in freevars]),
+            body=body,
+            decorator_list=[],
+        )
+        ast.copy_location(maker, node)
+        ast.fix_missing_locations(maker)
+        scope = {}
+        exec(compile(ast.Module([maker], []), filename, "exec"), namespace, scope)
+        return _named(scope["__wasmpool_make"](*values), qualname)
+
+
+def _named(made: object, qualname: str) -> object:
+    try:
+        made.__qualname__ = qualname  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass
+    return made
