@@ -39,12 +39,18 @@ struct Ready {
     /// A wake asked for and not yet seen by a collector: kept, so that a
     /// wake before the collector waits is not lost.
     poked: bool,
+    /// Whether a collector is waiting: only then is a notification (a
+    /// system call) worth making.
+    waiting: bool,
 }
 
 impl Inbox {
     fn push(&self, token: u64) {
-        lock(&self.ready).tokens.push_back(token);
-        self.arrived.notify_one();
+        let mut ready = lock(&self.ready);
+        ready.tokens.push_back(token);
+        if ready.waiting {
+            self.arrived.notify_one();
+        }
     }
 }
 
@@ -260,6 +266,7 @@ impl NativePool {
     fn collect(&self, deadline: Option<Instant>) -> Vec<(u64, TaskResult)> {
         let tokens: Vec<u64> = {
             let mut ready = lock(&self.inbox.ready);
+            ready.waiting = true;
             while ready.tokens.is_empty() && !ready.poked {
                 ready = match deadline {
                     None => self
@@ -281,6 +288,7 @@ impl NativePool {
                 };
             }
             ready.poked = false;
+            ready.waiting = false;
             ready.tokens.drain(..).collect()
         };
         let mut finished = std::mem::take(&mut *lock(&self.done));

@@ -425,9 +425,15 @@ def _outcomes(entry: _Outcomes, value: bytes, stdout: str, stderr: str) -> None:
     future = entry.future
     try:
         values, errors = _native.wire_loads(value)
+        if not entry.calls and not errors:  # one call that returned
+            (result,) = values
+            future.set_result(result)
+            return
         results = [(True, v) for v in values]
         for index, error in errors.items():
             results[index] = (False, _errors.rebuild(error, stdout, stderr))
+        if not entry.calls:
+            (results,) = results
     except (ValueError, TypeError, IndexError, AttributeError) as malformed:
         future.set_exception(
             _errors.GuestError(
@@ -439,16 +445,10 @@ def _outcomes(entry: _Outcomes, value: bytes, stdout: str, stderr: str) -> None:
         return
     if entry.calls:
         future.set_result(results)
-    elif results and results[0][0]:
-        future.set_result(results[0][1])
-    elif results:
-        future.set_exception(results[0][1])
+    elif results[0]:
+        future.set_result(results[1])
     else:
-        future.set_exception(
-            _errors.GuestError(
-                "the sandbox sent back no result", stdout=stdout, stderr=stderr
-            )
-        )
+        future.set_exception(results[1])
 
 
 def _grant(spec: Any) -> tuple[str, str, bool]:
