@@ -50,6 +50,7 @@ pub struct PoolBuilder {
     reuse: u32,
     interruptible: bool,
     cache_dir: Option<PathBuf>,
+    explicit_bounds_checks: bool,
 }
 
 impl PoolBuilder {
@@ -188,6 +189,24 @@ impl PoolBuilder {
         self
     }
 
+    /// Checks every memory access in the compiled code instead of relying
+    /// on guard pages and signals; off by default.
+    ///
+    /// With guard pages, a task whose memory grew leaves its slot larger
+    /// than the next instance's memory, and the slot is shrunk back with
+    /// `mprotect` before it is reused, then grown again: two changes of the
+    /// page tables per task, each of which stops every other core running
+    /// a worker to flush its TLB. Tasks that allocate (C and Rust programs
+    /// whose `malloc` grows memory, command programs above all) then stop
+    /// scaling with workers. With explicit checks the slot is never shrunk:
+    /// a C command program ran 3.5x as fast on 2 workers, but CPU-bound
+    /// kernels ran 30-60% slower and a trivial Rust task 15-40% slower
+    /// (BENCHMARKS.md): measure your own tasks both ways.
+    pub fn explicit_bounds_checks(mut self, explicit: bool) -> PoolBuilder {
+        self.explicit_bounds_checks = explicit;
+        self
+    }
+
     /// Caches compiled code in `dir`, one uncompressed `.cwasm` file per
     /// component or module and engine settings, named by a digest of its
     /// bytes: loading it a second time maps the file instead of compiling.
@@ -230,6 +249,7 @@ impl PoolBuilder {
             max_stack: self.max_stack,
             concurrency: u32::try_from(workers).unwrap_or(u32::MAX),
             cache_dir: self.cache_dir,
+            explicit_bounds_checks: self.explicit_bounds_checks,
         })?;
         let threads = Workers::spawn(workers, WORKER_STACK)
             .map_err(|error| BuildError::new(format!("cannot start a worker thread: {error}")))?;
@@ -282,6 +302,7 @@ impl Pool {
             reuse: 1,
             interruptible: true,
             cache_dir: None,
+            explicit_bounds_checks: false,
         }
     }
 

@@ -83,6 +83,25 @@ fn a_c_program_runs_unmodified_and_its_exit_code_is_kept() {
     assert!(stderr(&output).contains("3 tasks: 2 ok, 1 failed"));
 }
 
+/// A command program runs the same with memory accesses checked in code
+/// (`--explicit-bounds-checks`), its memory grown anew in every run.
+#[test]
+fn a_command_program_runs_with_explicit_bounds_checks() {
+    let shout = c_program("shout");
+    let inputs: Vec<String> = (0..200).map(|i| format!("word {i}")).collect();
+    let inputs = serde_json::to_string(&inputs).unwrap();
+    let output = run(
+        &shout,
+        &["-j", "2", "--explicit-bounds-checks", "--inputs", &inputs],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    assert_eq!(records.len(), 200);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(ok(record), format!("WORD {i}"));
+    }
+}
+
 #[test]
 fn an_arguments_template_and_fixed_arguments_build_each_command_line() {
     let output = run(

@@ -102,3 +102,37 @@ fn a_bad_input_is_a_guest_error_with_serdes_message() {
         error.message()
     );
 }
+
+/// Checked in code instead of by guard pages, every fault still ends its
+/// task alone with the same kind and trap code, memory still stops at its
+/// cap, and the same slots serve task after task.
+#[test]
+fn explicit_bounds_checks_keep_every_fault_typed() {
+    let pool = Pool::builder()
+        .workers(2)
+        .explicit_bounds_checks(true)
+        .timeout(std::time::Duration::from_secs(2))
+        .max_memory(64 << 20)
+        .build()
+        .unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    let fib_task = pool.load(guest("fib")).unwrap();
+    for round in 0..3 {
+        for &(fault, kind) in &support::FAULTS {
+            let error = pool
+                .submit(&zoo, format!("\"{fault}\""))
+                .unwrap()
+                .wait()
+                .expect_err(fault);
+            assert_eq!(error.kind(), kind, "{fault} (round {round}): {error}");
+            if fault == "oob" {
+                assert_eq!(error.trap_code(), Some(Trap::MemoryOutOfBounds));
+            }
+        }
+        let fibs: Vec<u64> = pool
+            .map(&fib_task, ["10", "20"])
+            .map(|result| result.unwrap().json().unwrap())
+            .collect();
+        assert_eq!(fibs, [fib(10), fib(20)]);
+    }
+}

@@ -320,7 +320,8 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     let mut builder = Pool::builder()
         .retries(args.retries)
         .reuse_instances(args.reuse_instances)
-        .interruptible(!args.no_interrupt);
+        .interruptible(!args.no_interrupt)
+        .explicit_bounds_checks(args.explicit_bounds_checks);
     if let Some(workers) = args.workers {
         builder = builder.workers(usize::try_from(workers)?);
     }

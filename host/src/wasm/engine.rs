@@ -31,6 +31,8 @@ pub(crate) struct EngineConfig {
     pub(crate) concurrency: u32,
     /// Where compiled code is cached between runs, if anywhere.
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Bounds-check memory accesses in code instead of with guard pages.
+    pub(crate) explicit_bounds_checks: bool,
 }
 
 /// An engine configured as `options` say: with the pooling allocator, or,
@@ -58,6 +60,12 @@ fn config(options: &EngineConfig, pooled: bool) -> Config {
     // Tasks run on fibres (async calls, so that a time-out also stops a task
     // blocked in a host call); the fibre holds the wasm stack.
     config.async_stack_size(options.max_stack + (1 << 20));
+    if options.explicit_bounds_checks {
+        // Every access checked in code: no guard pages, so a memory that
+        // grew is not shrunk back with mprotect when its slot is reused.
+        config.signals_based_traps(false);
+        config.memory_guard_size(0);
+    }
     config
 }
 
