@@ -307,6 +307,11 @@ fn a_rank_that_dies_ends_the_run_saying_what_it_held_and_resume_finishes() {
     let inputs = "[1, 2, 3, 4, 5, 6, 7, 8]";
     let mut run_args = vec!["--inputs", inputs, "-j", "1", "-o", out_arg, "--seed", "3"];
     let child = mpirun_command(3, &task, &run_args)
+        // mpirun ends the other ranks with SIGTERM and, a second later by
+        // default, SIGKILL: on a loaded machine (the other cluster tests
+        // run beside this one) rank 0 could be killed before it had said
+        // what the dead rank held. Ten seconds leave it time to speak.
+        .env("OMPI_MCA_odls_base_sigkill_timeout", "10")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
