@@ -101,7 +101,10 @@ class _Outcomes:
         self, future: Future, task: Task | None, calls: int, command: bool = False
     ) -> None:
         self.future = future
+        # The wasm task, or None for the Python runner.
         self.task = task
+        # How many calls a chunk of `map` holds (its future gets a list of
+        # outcomes); 0 for one call (its future gets the call's result).
         self.calls = calls
         # A command's stdout is its result, not output to print.
         self.command = command
