@@ -82,6 +82,16 @@ fn put_str(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
     }
 }
 
+/// Refuses a container nested past [`MAX_DEPTH`].
+fn nest(depth: usize) -> PyResult<()> {
+    if depth >= MAX_DEPTH {
+        return Err(PyTypeError::new_err(format!(
+            "cannot send data nested more than {MAX_DEPTH} deep"
+        )));
+    }
+    Ok(())
+}
+
 fn put_items<'py>(
     tag: u8,
     len: usize,
@@ -89,11 +99,7 @@ fn put_items<'py>(
     out: &mut Vec<u8>,
     depth: usize,
 ) -> PyResult<()> {
-    if depth >= MAX_DEPTH {
-        return Err(PyTypeError::new_err(format!(
-            "cannot send data nested more than {MAX_DEPTH} deep"
-        )));
-    }
+    nest(depth)?;
     out.push(tag);
     put_len(out, len)?;
     for item in items {
@@ -103,11 +109,7 @@ fn put_items<'py>(
 }
 
 fn put_dict(dict: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
-    if depth >= MAX_DEPTH {
-        return Err(PyTypeError::new_err(format!(
-            "cannot send data nested more than {MAX_DEPTH} deep"
-        )));
-    }
+    nest(depth)?;
     out.push(b'd');
     put_len(out, dict.len())?;
     for (key, item) in dict.iter() {
