@@ -62,6 +62,9 @@ mod wasm;
 #[cfg(feature = "mpi")]
 pub mod cluster;
 mod executor;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod pool;
 pub mod python;
 mod task;

@@ -19,10 +19,10 @@ use crate::sched::sizer::JobSizer;
 use crate::sched::stats::Counters;
 
 use super::outbox::Outbox;
-use super::wire::{self, Reader, Writer, malformed};
 use super::{
     Control, FramedJob, Held, IN_FLIGHT, LoadWait, MAX_CHUNK, MAX_CREDIT_PER_WORKER, POLL, Rank,
 };
+use crate::data::wire::{self, Reader, Writer, malformed};
 
 /// The coordinator's MPI thread.
 pub(super) struct Coordinator {

@@ -21,7 +21,6 @@
 mod coordinator;
 mod outbox;
 mod serve;
-mod wire;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +42,7 @@ use crate::data::limits::Limits;
 use crate::data::load_options::LoadOptions;
 use crate::data::lock;
 use crate::data::progress::ProgressBoard;
+use crate::data::wire::{self, Reader, Writer, malformed};
 use crate::executor::{self, Executor, Submit};
 use crate::pool::{Pool, PoolBuilder};
 use crate::sched::completions::Listener;
@@ -53,7 +53,6 @@ use crate::sched::stats::{Counters, Stats};
 use crate::task::Task;
 use coordinator::Coordinator;
 use serve::serve;
-use wire::{Reader, Writer, malformed};
 
 /// Tasks a worker rank may hold per core of its pool when tasks are tiny:
 /// enough for [`IN_FLIGHT`] of work each.

@@ -19,8 +19,8 @@ use crate::sched::handle::TaskHandle;
 use crate::task::Task;
 
 use super::outbox::Outbox;
-use super::wire::{self, Reader, Writer, malformed};
 use super::{MAX_CHUNK, POLL, PROGRESS_EVERY};
+use crate::data::wire::{self, Reader, Writer, malformed};
 
 /// A worker rank: runs what rank 0 sends on a local pool until told to stop.
 pub(super) fn serve(world: &SimpleCommunicator, builder: PoolBuilder) -> Result<(), BuildError> {

@@ -15,7 +15,7 @@ impl Captured {
         truncated: false,
     };
 
-    #[cfg(any(feature = "mpi", test))]
+    #[cfg(any(feature = "mpi", feature = "fuzzing", test))]
     pub(crate) fn new(bytes: Vec<u8>, truncated: bool) -> Captured {
         Captured { bytes, truncated }
     }

@@ -11,6 +11,9 @@ pub(crate) mod load_options;
 pub(crate) mod metrics;
 pub(crate) mod output;
 pub(crate) mod progress;
+/// The cluster's messages between ranks (and what the fuzz targets decode).
+#[cfg(any(feature = "mpi", feature = "fuzzing"))]
+pub(crate) mod wire;
 
 /// Locks `mutex`, taking a poisoned one as it is, as the crate's locks all
 /// do: a panic while a lock is held is caught as a task's failure, and

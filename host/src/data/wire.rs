@@ -2,6 +2,9 @@
 //! little-endian integers), so that inputs and outputs, which are bytes,
 //! travel as they are.
 
+// Built without cluster mode for the fuzz targets, which only decode.
+#![cfg_attr(not(feature = "mpi"), allow(dead_code))]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -92,6 +95,11 @@ impl<'a> Reader<'a> {
         let (head, rest) = self.bytes.split_at(count);
         self.bytes = rest;
         Ok(head)
+    }
+
+    /// How many bytes are left to read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len()
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, Malformed> {
@@ -320,12 +328,19 @@ pub(crate) fn read_results(
 ) -> Result<(u64, Vec<TaskResult>), Malformed> {
     let job = input.u64()?;
     let count = input.u32()?;
-    let mut results = Vec::with_capacity(count as usize);
+    // The count is the sender's word: room for no more results than the
+    // message has the bytes for.
+    let mut results =
+        Vec::with_capacity((count as usize).min(input.remaining() / MIN_RESULT_BYTES));
     for _ in 0..count {
         results.push(read_result(input, message, first_worker, arrived)?);
     }
     Ok((job, results))
 }
+
+/// The fewest bytes a result takes on the wire: an output of no bytes,
+/// with no streams, worker or fuel (`write_result`).
+const MIN_RESULT_BYTES: usize = 1 + 8 + (8 + 1) * 2 + 8 + 1 + 4 + 1 + 8 * 3 + 1;
 
 fn write_result(out: &mut Writer, result: &TaskResult) {
     let (stdout, stderr, duration, worker, attempts, metrics) = match result {
@@ -393,7 +408,15 @@ fn read_result(
     let stdout = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
     let stderr = Captured::new(input.bytes()?.to_vec(), input.u8()? != 0);
     let duration = input.duration()?;
-    let worker = input.opt_u64()?.map(|w| first_worker + w as usize);
+    let worker = input
+        .opt_u64()?
+        .map(|w| {
+            usize::try_from(w)
+                .ok()
+                .and_then(|w| first_worker.checked_add(w))
+                .ok_or(Malformed)
+        })
+        .transpose()?;
     let attempts = input.u32()?;
     let ran = input.u8()? != 0;
     let metrics = Metrics {
@@ -478,5 +501,50 @@ mod tests {
             Some("Traceback (most recent call last):\n...")
         );
         assert!(error.stderr().is_truncated());
+    }
+
+    fn read(message: Vec<u8>, first_worker: usize) -> Result<(u64, Vec<TaskResult>), Malformed> {
+        let message = Bytes::from(message);
+        read_results(
+            &mut Reader::new(&message),
+            &message,
+            first_worker,
+            Instant::now(),
+        )
+    }
+
+    // Found by the `cluster_wire` fuzz target: twelve bytes that announced
+    // millions of results had the coordinator reserve room for them all.
+    #[test]
+    fn a_count_of_results_beyond_the_message_reserves_nothing() {
+        let mut out = Writer::default();
+        out.u64(9).u32(u32::MAX).u8(1);
+        assert!(read(out.0, 0).is_err());
+    }
+
+    #[test]
+    fn the_fewest_bytes_of_a_result_are_no_more_than_any_result_takes() {
+        let output = TaskOutput {
+            value: Bytes::new(),
+            streams: Streams::kept(Captured::default(), Captured::default()),
+            worker: 0,
+            attempts: 1,
+            metrics: Metrics::default(),
+        };
+        let mut out = Writer::default();
+        write_result(&mut out, &Ok(output));
+        assert!(out.0.len() >= MIN_RESULT_BYTES);
+    }
+
+    // Beside that finding: a worker number past the end of `usize`
+    // overflowed the coordinator's sum.
+    #[test]
+    fn a_worker_number_that_overflows_is_malformed() {
+        let mut error = TaskError::new(ErrorKind::Trap, "unreachable");
+        error.details_mut().worker = Some(usize::MAX);
+        let mut out = Writer::default();
+        write_results(&mut out, 9, &[Err(error)]);
+        assert!(read(out.0.clone(), 1).is_err());
+        assert!(read(out.0, 0).is_ok());
     }
 }
