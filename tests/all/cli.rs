@@ -152,6 +152,31 @@ fn inputs_keep_their_json_text() {
     );
 }
 
+/// Found by the `cli_inputs` fuzz target: a number beyond a double's range
+/// is valid JSON text and runs, and its record keeps it as written; the
+/// records file must still resume.
+#[test]
+fn a_run_whose_inputs_are_beyond_a_double_resumes() {
+    let dir = tempdir("cli-resume-huge-number");
+    let input = dir.join("inputs.jsonl");
+    std::fs::write(&input, "1212.1055E602\n10\n").unwrap();
+    let out = dir.join("results.jsonl");
+    let args = [
+        "--input-file",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let first = run(&guest("fib"), &args);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.contains(r#""input":1212.1055E602,"#), "{written}");
+
+    let resumed = run(&guest("fib"), &[&args[..], &["--resume"]].concat());
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+}
+
 /// `wasmpool run ... | head -1`: once the reader has gone, the run ends
 /// quietly with 0, as Unix filters do, not with a write error.
 #[test]

@@ -82,4 +82,11 @@ fn impossible_flag_values() {
     assert_refused(&with(&["--env", "NOVALUE"]), "expected KEY=VALUE");
     assert_refused(&with(&["--dir", "/nonexistent-dir"]), "no such directory");
     assert_refused(&with(&["--resume"]), "--output");
+    // A directory opens as a file, then fails every read: it ran for ever,
+    // writing a record of that failure per "line".
+    let dir = tempdir("hostile-input-dir");
+    assert_refused(
+        &run(&fib, &["--input-file", dir.to_str().unwrap()]),
+        "is a directory: give a file",
+    );
 }

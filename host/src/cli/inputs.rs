@@ -49,6 +49,12 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     } else {
         let file = File::open(path)
             .with_context(|| format!("cannot open the input file {}", path.display()))?;
+        if file.metadata().is_ok_and(|meta| meta.is_dir()) {
+            bail!(
+                "the input file {} is a directory: give a file, or - for stdin",
+                path.display()
+            );
+        }
         Box::new(BufReader::new(file))
     })
 }
@@ -56,7 +62,12 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 /// One string input per line of text (`--lines`); empty lines too, since
 /// an empty line is an input like any other for a text program.
 pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
-    let inputs = open(path)?.lines().enumerate().map(|(number, line)| Input {
+    Ok(lines_of(open(path)?))
+}
+
+/// `--lines` over what `reader` reads.
+pub(crate) fn lines_of(reader: impl BufRead + 'static) -> Box<dyn Iterator<Item = Input>> {
+    let inputs = lines(reader).enumerate().map(|(number, line)| Input {
         index: number,
         line: Some(number + 1),
         value: line.map(|text| raw(&text)).map_err(|error| Invalid {
@@ -64,40 +75,89 @@ pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = 
             reason: format!("line {} cannot be read: {error}", number + 1),
         }),
     });
-    Ok(Box::new(inputs))
+    Box::new(inputs)
 }
 
 pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
-    let reader = open(path)?;
+    Ok(jsonl_of(open(path)?))
+}
+
+/// One JSON input per line of what `reader` reads; blank lines skipped.
+pub(crate) fn jsonl_of(reader: impl BufRead + 'static) -> Box<dyn Iterator<Item = Input>> {
     let mut index = 0;
-    let inputs = reader
-        .lines()
-        .enumerate()
-        .filter_map(move |(number, line)| {
-            let line_number = number + 1;
-            let value = match line {
-                Ok(text) if text.trim().is_empty() => return None,
-                Ok(text) => serde_json::from_str(&text).map_err(|error| Invalid {
-                    reason: format!("line {line_number} is not JSON: {error}"),
-                    text,
-                }),
-                Err(error) => Err(Invalid {
-                    text: String::new(),
-                    reason: format!("line {line_number} cannot be read: {error}"),
-                }),
-            };
-            let input = Input {
-                index,
-                line: Some(line_number),
-                value,
-            };
-            index += 1;
-            Some(input)
-        });
-    Ok(Box::new(inputs))
+    let inputs = lines(reader).enumerate().filter_map(move |(number, line)| {
+        let line_number = number + 1;
+        let value = match line {
+            Ok(text) if text.trim().is_empty() => return None,
+            Ok(text) => serde_json::from_str(&text).map_err(|error| Invalid {
+                reason: format!("line {line_number} is not JSON: {error}"),
+                text,
+            }),
+            Err(error) => Err(Invalid {
+                text: String::new(),
+                reason: format!("line {line_number} cannot be read: {error}"),
+            }),
+        };
+        let input = Input {
+            index,
+            line: Some(line_number),
+            value,
+        };
+        index += 1;
+        Some(input)
+    });
+    Box::new(inputs)
+}
+
+/// The lines of `reader`, up to and with its first failure to read: a line
+/// that is not UTF-8 is one bad line, but a reader that failed (a device
+/// error, say) would fail again at every call, for ever.
+fn lines(reader: impl BufRead) -> impl Iterator<Item = io::Result<String>> {
+    let mut failed = false;
+    reader.lines().map_while(move |line| {
+        if failed {
+            return None;
+        }
+        failed = line
+            .as_ref()
+            .is_err_and(|error| error.kind() != io::ErrorKind::InvalidData);
+        Some(line)
+    })
 }
 
 /// The JSON text of a value.
 pub(crate) fn raw(value: &(impl serde::Serialize + ?Sized)) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).expect("a JSON value or string serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails every read, as a device in error does.
+    struct Broken;
+
+    impl io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("device error"))
+        }
+    }
+
+    #[test]
+    fn a_reader_that_keeps_failing_gives_one_bad_input_and_ends() {
+        let inputs: Vec<Input> = jsonl_of(BufReader::new(Broken)).take(3).collect();
+        assert_eq!(inputs.len(), 1);
+        let reason = &inputs[0].value.as_ref().err().unwrap().reason;
+        assert_eq!(reason, "line 1 cannot be read: device error");
+        assert_eq!(lines_of(BufReader::new(Broken)).take(3).count(), 1);
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_one_bad_input_among_good_ones() {
+        let text: &[u8] = b"1\n\xff\n2\n";
+        let inputs: Vec<Input> = jsonl_of(io::Cursor::new(text)).collect();
+        assert_eq!(inputs.len(), 3);
+        assert!(inputs[1].value.is_err());
+        assert!(matches!(&inputs[2].value, Ok(value) if value.get() == "2"));
+    }
 }
