@@ -228,6 +228,16 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
     max_output: Option<usize>,
 
+    /// Take at most SIZE of a task's result [default: 64MiB]: kind
+    /// `resource-limit` past it.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
+    max_result: Option<usize>,
+
+    /// Keep at most SIZE of a failure's message, traceback and backtrace
+    /// each [default: 64KiB]; the rest is cut, and the text says so.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
+    max_message: Option<usize>,
+
     /// The wasm stack of each task [default: 512KiB]: kind `stack-overflow` past it.
     #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
     max_stack: Option<usize>,

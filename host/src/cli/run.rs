@@ -337,6 +337,12 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     if let Some(bytes) = args.max_output {
         builder = builder.max_output(bytes);
     }
+    if let Some(bytes) = args.max_result {
+        builder = builder.max_result(bytes);
+    }
+    if let Some(bytes) = args.max_message {
+        builder = builder.max_message(bytes);
+    }
     if let Some(bytes) = args.max_stack {
         builder = builder.max_stack(bytes);
     }

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The task used up its fuel budget.
     FuelExhausted,
+    /// The task handed the host more than a cap allows: a result over
+    /// [`PoolBuilder::max_result`](crate::PoolBuilder::max_result).
+    ResourceLimit,
     /// The task was cancelled: before it ran, or while it ran.
     Cancelled,
     /// The input does not fit the invoked function's parameters (see
@@ -45,7 +48,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Panic,
         ErrorKind::Trap,
         ErrorKind::StackOverflow,
@@ -54,6 +57,7 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::MemoryLimit,
         ErrorKind::FuelExhausted,
+        ErrorKind::ResourceLimit,
         ErrorKind::Cancelled,
         ErrorKind::InvalidInput,
         ErrorKind::Internal,
@@ -61,7 +65,8 @@ impl ErrorKind {
 
     /// The kind's name as the CLI writes it: `panic`, `trap`,
     /// `stack-overflow`, `exit`, `guest-error`, `timeout`, `memory-limit`,
-    /// `fuel-exhausted`, `cancelled`, `invalid-input`, `internal`.
+    /// `fuel-exhausted`, `resource-limit`, `cancelled`, `invalid-input`,
+    /// `internal`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Panic => "panic",
@@ -72,6 +77,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::MemoryLimit => "memory-limit",
             ErrorKind::FuelExhausted => "fuel-exhausted",
+            ErrorKind::ResourceLimit => "resource-limit",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::InvalidInput => "invalid-input",
             ErrorKind::Internal => "internal",

@@ -141,7 +141,7 @@ async fn run_async(attempt: &Attempt<'_>, input: &[u8], job: Arc<dyn JobControl>
     if healthy {
         keep(instance, sandbox);
     }
-    finished(result, stdout, stderr, metrics, worker)
+    finished(result, stdout, stderr, metrics, worker, sandbox)
 }
 
 /// What a run produced: a value, or (for a command program) its stdout.

@@ -13,6 +13,7 @@ use crate::data::error::{ErrorKind, TaskError};
 use crate::data::limits::Limits;
 use crate::data::metrics::Metrics;
 use crate::data::output::{Streams, TaskOutput, TaskResult};
+use crate::wasm::sandbox::Sandbox;
 
 /// Why a running task was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,15 +135,17 @@ pub(crate) fn returned_error(
     error
 }
 
-/// A run's result from its outcome, its output and its metrics.
+/// A run's result from its outcome, its output and its metrics, within
+/// the sandbox's caps.
 pub(crate) fn finished(
     outcome: Result<Vec<u8>, TaskError>,
     stdout: Captured,
     stderr: Captured,
     metrics: Metrics,
     worker: usize,
+    sandbox: &Sandbox,
 ) -> TaskResult {
-    match outcome {
+    match capped(outcome, sandbox) {
         Ok(value) => Ok(TaskOutput {
             value: value.into(),
             streams: Streams::kept(stdout, stderr),
@@ -157,6 +160,48 @@ pub(crate) fn finished(
             Err(ran(error, metrics, worker))
         }
     }
+}
+
+/// What the host keeps of what a task handed back: a result no larger than
+/// `max_result` (a larger one fails the task, and is dropped here), and a
+/// failure's message, traceback and backtrace cut to `max_message`.
+fn capped(outcome: Result<Vec<u8>, TaskError>, sandbox: &Sandbox) -> Result<Vec<u8>, TaskError> {
+    match outcome {
+        Ok(value) if value.len() > sandbox.max_result => Err(TaskError::new(
+            ErrorKind::ResourceLimit,
+            format!(
+                "the task's result of {} bytes is over the limit of {} bytes (max_result)",
+                value.len(),
+                sandbox.max_result
+            ),
+        )),
+        Ok(value) => Ok(value),
+        Err(mut error) => {
+            let details = error.details_mut();
+            let texts = [&mut details.backtrace, &mut details.traceback];
+            cut(&mut details.message, sandbox.max_message);
+            for text in texts.into_iter().flatten() {
+                cut(text, sandbox.max_message);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes (on a character boundary), saying
+/// how many were cut.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = text.len() - end;
+    text.truncate(end);
+    text.shrink_to_fit();
+    text.push_str(&format!("... [{dropped} more bytes cut]"));
 }
 
 /// Fills in what every failure of a run carries.

@@ -12,6 +12,10 @@ use crate::data::progress::ProgressBoard;
 pub(crate) struct Sandbox {
     /// Bytes of stdout, and of stderr, kept per task.
     pub(crate) max_output: usize,
+    /// Bytes of a result the host takes; a larger one fails the task.
+    pub(crate) max_result: usize,
+    /// Bytes kept of a failure's message, traceback and backtrace each.
+    pub(crate) max_message: usize,
     /// The directories and variables a task sees (nothing else).
     pub(crate) grants: Grants,
     /// The pool's seed: each task's random source is derived from it.

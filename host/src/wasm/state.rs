@@ -348,5 +348,6 @@ pub(crate) fn ended(
         batch.stderr.take(),
         metrics,
         batch.worker,
+        &batch.sandbox,
     )
 }
