@@ -90,3 +90,17 @@ def test_a_command_program_takes_stdin_and_gives_stdout(rust_task, capsys):
             ex.submit(word_count, b"one two\nthree\n").result(timeout=60) == b"2 3 14\n"
         )
     assert capsys.readouterr().out == ""
+
+
+def huge(megabytes):
+    return b"x" * (megabytes << 20)
+
+
+def test_a_result_over_the_hosts_cap_fails_alone():
+    # The host takes at most 64 MiB of a call's result (the pool's
+    # max_result): a larger one fails as resource-limit, nothing breaks.
+    with WasmPoolExecutor(max_workers=1, timeout=60) as ex:
+        with pytest.raises(wasmpool.ResourceLimitExceeded) as raised:
+            ex.submit(huge, 70).result(timeout=120)
+        assert raised.value.kind == "resource-limit"
+        assert len(ex.submit(huge, 1).result(timeout=120)) == 1 << 20

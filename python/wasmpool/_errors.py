@@ -89,6 +89,13 @@ class FuelExhausted(TaskError):
     kind = "fuel-exhausted"
 
 
+class ResourceLimitExceeded(TaskError):
+    """The task handed back more than a cap allows (a result over the
+    pool's largest, say)."""
+
+    kind = "resource-limit"
+
+
 class GuestError(TaskError):
     """The sandbox reported a failure of its own (not an exception of the
     function: those come back as themselves)."""
@@ -123,6 +130,7 @@ _BY_KIND = {
         TaskPanicked,
         TaskExited,
         FuelExhausted,
+        ResourceLimitExceeded,
         GuestError,
         InvalidInput,
     )

@@ -1,7 +1,7 @@
 //! Hostile and bad input to the real binary: each gets a one-line error and
 //! a documented exit code, never a panic or a backtrace.
 
-use crate::support::{assert_refused, guest, run, tempdir};
+use crate::support::{assert_refused, guest, records, run, tempdir, wasmpool};
 
 #[test]
 fn files_that_are_not_tasks() {
@@ -89,4 +89,108 @@ fn impossible_flag_values() {
         &run(&fib, &["--input-file", dir.to_str().unwrap()]),
         "is a directory: give a file",
     );
+}
+
+/// The peak resident memory of `child`, waited for, in bytes, and whether
+/// it exited with `code`.
+fn wait_with_peak_memory(child: std::process::Child, code: i32) -> usize {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: all zeroes is a valid rusage.
+    #[allow(unsafe_code)]
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for; both pointers
+    // are to live locals.
+    #[allow(unsafe_code)]
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), code);
+    usize::try_from(usage.ru_maxrss).unwrap() * 1024
+}
+
+/// `guest-tasks/examples/attacker` tries, input by input, every way a task
+/// could hurt the host or its neighbours rather than itself, between honest
+/// inputs: each attack ends typed (or harmless), every honest result is
+/// exact, and the host's memory stays within its caps.
+#[test]
+fn an_attacking_guest_hurts_only_itself() {
+    let dir = tempdir("hostile-attacker");
+    let attacks = [
+        ("huge-result", Some("resource-limit")),
+        ("huge-error", Some("guest-error")),
+        ("huge-panic", Some("panic")),
+        ("huge-traceback", Some("guest-error")),
+        ("progress-flood", None),
+        ("output-flood", None),
+        ("forge-results", None),
+        ("sleep", Some("timeout")),
+        ("spin", Some("timeout")),
+    ];
+    let mut lines = String::new();
+    for (n, (attack, _)) in attacks.iter().enumerate() {
+        lines.push_str(&format!("\"good-{n}\"\n\"{attack}\"\n"));
+    }
+    lines.push_str("\"good-99\"\n");
+    let input = dir.join("inputs.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let out = dir.join("records.jsonl");
+    let max_memory: usize = 160 << 20;
+    let child = wasmpool()
+        .args([
+            "run",
+            "--workers",
+            "2",
+            "--timeout",
+            "2s",
+            "--max-memory",
+            "160MiB",
+            "-q",
+        ])
+        .arg(guest("attacker"))
+        .arg("--input-file")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let peak = wait_with_peak_memory(child, 1);
+    // Each worker's task memory, and at most one copy of what it handed
+    // back, beside the host's own 64 MiB.
+    let bound = (64 << 20) + 2 * 2 * max_memory;
+    assert!(peak < bound, "peak RSS {peak} bytes, bound {bound}");
+
+    let records = records(&std::fs::read(&out).unwrap());
+    assert_eq!(records.len(), 2 * attacks.len() + 1);
+    for (n, (attack, kind)) in attacks.iter().enumerate() {
+        assert_eq!(records[2 * n]["ok"], 2 * n as u64, "{}", records[2 * n]);
+        let record = &records[2 * n + 1];
+        assert_eq!(
+            record["error"]["kind"].as_str(),
+            *kind,
+            "{attack}: {record}"
+        );
+    }
+    assert_eq!(records[2 * attacks.len()]["ok"], 198);
+
+    let of =
+        |attack: &str| &records[2 * attacks.iter().position(|(a, _)| *a == attack).unwrap() + 1];
+    let message = |attack: &str| of(attack)["error"]["message"].as_str().unwrap().to_string();
+    assert!(message("huge-result").contains("over the limit of 67108864 bytes"));
+    for attack in ["huge-error", "huge-panic"] {
+        let text = message(attack);
+        assert!(text.len() < 65 << 10, "{attack}: {} bytes", text.len());
+        assert!(text.ends_with("more bytes cut]"), "{attack}");
+    }
+    let traceback = of("huge-traceback")["error"]["traceback"].as_str().unwrap();
+    assert!(traceback.len() < 65 << 10 && traceback.ends_with("more bytes cut]"));
+    assert_eq!(of("progress-flood")["ok"], "flooded");
+    assert_eq!(of("output-flood")["stdout_truncated"], true);
+    assert_eq!(of("output-flood")["stderr_truncated"], true);
+    // Outside a batch the host interface has no other input to give or
+    // take: the forged outcomes are ignored, the task's own value stands.
+    assert_eq!(of("forge-results")["ok"], "own, stole 0");
 }

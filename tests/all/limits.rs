@@ -214,3 +214,34 @@ fn an_uninterruptible_pool_still_cancels_a_task_waiting_in_a_host_call() {
     let error = handle.wait().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Cancelled, "{error}");
 }
+
+#[test]
+fn a_result_over_max_result_fails_and_a_long_message_is_cut() {
+    let pool = Pool::builder()
+        .workers(1)
+        .max_result(4)
+        .max_message(10)
+        .reuse_instances(8)
+        .build()
+        .unwrap();
+    let zoo = pool.load(guest("trap-zoo")).unwrap();
+    // `"ok"` is 4 bytes: within the cap; its twin through a batch too.
+    assert_eq!(
+        pool.submit(&zoo, "\"ok\"").unwrap().wait().unwrap().value(),
+        b"\"ok\""
+    );
+    let attacker = pool.load(guest("attacker")).unwrap();
+    let results: Vec<_> = pool
+        .map(&attacker, ["\"good-5\"", "\"good-50000\""])
+        .collect();
+    assert_eq!(results[0].as_ref().unwrap().value(), b"10");
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ResourceLimit);
+    assert_eq!(
+        error.message(),
+        "the task's result of 6 bytes is over the limit of 4 bytes (max_result)"
+    );
+    let error = pool.submit(&zoo, "\"error\"").unwrap().wait().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::GuestError);
+    assert_eq!(error.message(), "the task r... [27 more bytes cut]");
+}

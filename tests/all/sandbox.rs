@@ -90,6 +90,49 @@ fn granted_directories_and_variables_are_all_a_task_sees() {
     assert_eq!(records[6]["ok"], json!([["GREETING", "hi"]]));
 }
 
+/// A symlink inside a granted directory leads nowhere outside it, however
+/// it points (relative, absolute, to a directory above), for reads and for
+/// writes; one that stays inside works.
+#[test]
+fn symlinks_do_not_lead_out_of_a_granted_directory() {
+    use std::os::unix::fs::symlink;
+    let root =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("symlinks-{}", std::process::id()));
+    let (readable, writable) = (root.join("in"), root.join("out"));
+    std::fs::create_dir_all(&readable).unwrap();
+    std::fs::create_dir_all(&writable).unwrap();
+    std::fs::write(readable.join("a.txt"), "inside").unwrap();
+    std::fs::write(root.join("secret.txt"), "not for tasks").unwrap();
+    symlink("a.txt", readable.join("inner")).unwrap();
+    symlink("../secret.txt", readable.join("relative")).unwrap();
+    symlink(root.join("secret.txt"), readable.join("absolute")).unwrap();
+    symlink("..", readable.join("up")).unwrap();
+    symlink("../secret.txt", writable.join("overwrite")).unwrap();
+
+    let dir = format!("{}::/in", readable.display());
+    let dir_rw = format!("{}::/out", writable.display());
+    let records = probe(
+        &["--dir", &dir, "--dir-rw", &dir_rw],
+        &[
+            json!({"op": "read", "path": "/in/inner"}),
+            json!({"op": "read", "path": "/in/relative"}),
+            json!({"op": "read", "path": "/in/absolute"}),
+            json!({"op": "read", "path": "/in/up/secret.txt"}),
+            json!({"op": "list", "path": "/in/up"}),
+            json!({"op": "write", "path": "/out/overwrite", "text": "overwritten"}),
+        ],
+    );
+    assert_eq!(records.len(), 6);
+    assert_eq!(records[0]["ok"], "inside");
+    for record in &records[1..] {
+        assert!(refused(record), "{record}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("secret.txt")).unwrap(),
+        "not for tasks"
+    );
+}
+
 #[test]
 fn a_seeded_run_repeats_exactly_whatever_the_workers() {
     let draws: Vec<Value> = (0..12).map(|_| json!({"op": "random"})).collect();
