@@ -60,15 +60,17 @@ fn signatures(wit: &[u8]) -> Vec<World> {
     }
     let worlds = components(wit)
         .iter()
-        .map(|bytes| {
-            let component = Component::new(engine(), bytes)
-                .expect("wasmtime compiles what wit-component encodes");
+        .filter_map(|bytes| {
+            // wit-component can encode proposals that wasmtime does not
+            // enable (cm-implements, seen in a 600 s run): wasmpool cannot
+            // load such a component either, so it has no `--invoke` to test.
+            let component = Component::new(engine(), bytes).ok()?;
             let ty = component.component_type();
             let mut found = Vec::new();
             for (_, item) in ty.imports(engine()).chain(ty.exports(engine())) {
                 collect(&item.ty, &mut found);
             }
-            Arc::new(found)
+            Some(Arc::new(found))
         })
         .collect::<Vec<_>>();
     let mut seen = seen.lock().unwrap();
