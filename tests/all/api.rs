@@ -401,6 +401,25 @@ fn shutdown_hands_inputs_back_and_cancels_pending() {
     assert_eq!(refused, SubmitError(b"7".to_vec()));
 }
 
+/// A task that computes for ever, or waits in a host call for a minute,
+/// with no time-out set: `shutdown_now` still stops both and returns, and
+/// the queued input behind them ends cancelled without running.
+#[test]
+fn shutdown_now_stops_tasks_that_never_end_by_themselves() {
+    let pool = pool(2);
+    let attacker = pool.load(guest("attacker")).unwrap();
+    let spin = pool.submit(&attacker, "\"spin\"").unwrap();
+    let sleep = pool.submit(&attacker, "\"sleep\"").unwrap();
+    let queued = pool.submit(&attacker, "\"good-1\"").unwrap();
+    while !(spin.is_running() && sleep.is_running()) {
+        std::thread::yield_now();
+    }
+    pool.shutdown_now();
+    for handle in [spin, sleep, queued] {
+        assert_eq!(handle.wait().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+}
+
 #[test]
 fn workers_go_on_after_repeated_faults() {
     let pool = pool(2);

@@ -9,16 +9,22 @@
 //! | `"huge-error"` | returns an error of 24 MiB | `guest-error`, message cut (`--max-message`) |
 //! | `"huge-panic"` | reports a panic message of 24 MiB, then traps | `panic`, message cut |
 //! | `"huge-traceback"` | reports a traceback of 24 MiB, then fails | `guest-error`, traceback cut |
-//! | `"progress-flood"` | reports progress 2,000,000 times | (success; each report is one number) |
-//! | `"output-flood"` | writes 64 MiB to stdout and to stderr | (success; output truncated at `--max-output`) |
+//! | `"progress-flood"` | reports progress 250,000 times | (success; each report is one number) |
+//! | `"output-flood"` | writes 16 MiB to stdout and to stderr | (success; output truncated at `--max-output`) |
 //! | `"forge-results"` | outside a batch, hands the host a result of another input and asks for more inputs | (success with its own value; nothing forged is taken) |
+//! | `"leak-handles"` | makes 2,000,000 pollables and drops none | `trap` at the store's handle limit (wasmtime's default, 100,000) |
+//! | `"poll-many"` | waits on 10,000 pollables of an hour each | `timeout` |
 //! | `"sleep"` | sleeps a minute in a host call | `timeout` |
 //! | `"spin"` | computes for ever | `timeout` |
 
 use std::hint::black_box;
 use std::io::Write;
 
+use wasip2::clocks::monotonic_clock;
 use wasmpool_guest::bindings::wasmpool::task::host;
+
+/// An hour, in the monotonic clock's nanoseconds.
+const HOUR: u64 = 3_600_000_000_000;
 
 /// Bytes of the large things an attack hands over: more than the host's
 /// default caps, within a 160 MiB memory.
@@ -50,14 +56,14 @@ impl wasmpool_guest::bindings::Guest for Attacker {
                 Err("failed with a huge traceback".to_string())
             }
             "progress-flood" => {
-                for step in 0..2_000_000u32 {
-                    host::report_progress(f64::from(step) / 2_000_000.0);
+                for step in 0..250_000u32 {
+                    host::report_progress(f64::from(step) / 250_000.0);
                 }
                 Ok(b"\"flooded\"".to_vec())
             }
             "output-flood" => {
                 let block = vec![b'o'; 1 << 20];
-                for _ in 0..64 {
+                for _ in 0..16 {
                     std::io::stdout()
                         .write_all(&block)
                         .map_err(|e| e.to_string())?;
@@ -75,6 +81,19 @@ impl wasmpool_guest::bindings::Guest for Attacker {
                     format!("\"own, stole {}\"", stolen.map_or(0, |input| input.len()))
                         .into_bytes(),
                 )
+            }
+            "leak-handles" => {
+                for _ in 0..2_000_000 {
+                    std::mem::forget(monotonic_clock::subscribe_duration(HOUR));
+                }
+                Ok(b"\"leaked\"".to_vec())
+            }
+            "poll-many" => {
+                let pollables: Vec<_> = (0..10_000)
+                    .map(|_| monotonic_clock::subscribe_duration(HOUR))
+                    .collect();
+                let ready = wasip2::io::poll::poll(&pollables.iter().collect::<Vec<_>>());
+                Ok(format!("{}", ready.len()).into_bytes())
             }
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(60));
