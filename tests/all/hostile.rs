@@ -202,3 +202,42 @@ fn an_attacking_guest_hurts_only_itself() {
     // host's memory.
     assert!(message("leak-handles").contains("store handle limit exceeded"));
 }
+
+/// With `--reuse-instances`, one instance takes many inputs in one
+/// `run-batch` call. An input that blocks in a host call or spins past its
+/// deadline ends as a timeout; the instance, stopped mid-batch, never gets
+/// to finish that input late, and the inputs after it run exact.
+#[test]
+fn an_input_past_its_deadline_in_a_batch_ends_alone() {
+    let inputs =
+        r#"["good-1", "sleep", "good-2", "good-3", "spin", "good-4", "poll-many", "good-5"]"#;
+    let output = run(
+        &guest("attacker"),
+        &[
+            "--workers",
+            "1",
+            "--reuse-instances",
+            "100",
+            "--timeout",
+            "1s",
+            "--inputs",
+            inputs,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "some tasks failed");
+    let records = records(&output.stdout);
+    let stated: Vec<String> = serde_json::from_str(inputs).unwrap();
+    assert_eq!(
+        records.len(),
+        stated.len(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (record, input) in records.iter().zip(&stated) {
+        assert_eq!(record["input"], input.as_str());
+        match input.strip_prefix("good-") {
+            Some(n) => assert_eq!(record["ok"], 2 * n.parse::<u64>().unwrap(), "{record}"),
+            None => assert_eq!(record["error"]["kind"], "timeout", "{record}"),
+        }
+    }
+}
