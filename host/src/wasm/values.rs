@@ -100,7 +100,7 @@ pub(crate) fn from_json(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
         Type::U16 => Val::U16(unsigned(value).ok_or_else(mismatch)?),
         Type::U32 => Val::U32(unsigned(value).ok_or_else(mismatch)?),
         Type::U64 => Val::U64(unsigned(value).ok_or_else(mismatch)?),
-        Type::Float32 => Val::Float32(value.as_f64().ok_or_else(mismatch)? as f32),
+        Type::Float32 => Val::Float32(float32(value).ok_or_else(mismatch)?),
         Type::Float64 => Val::Float64(value.as_f64().ok_or_else(mismatch)?),
         Type::Char => {
             let text = value.as_str().ok_or_else(mismatch)?;
@@ -331,6 +331,14 @@ pub(crate) fn to_json(val: &Val) -> Value {
     }
 }
 
+/// A JSON number as an f32: one beyond f32's range is refused rather than
+/// turned into an infinity, which JSON cannot write back as a number.
+fn float32(value: &Value) -> Option<f32> {
+    let x = value.as_f64()?;
+    let narrowed = x as f32;
+    narrowed.is_finite().then_some(narrowed)
+}
+
 /// JSON has no NaN or infinity: those become strings.
 fn float(x: f64) -> Value {
     Number::from_f64(x).map_or_else(|| Value::String(x.to_string()), Value::Number)
@@ -428,5 +436,30 @@ fn brief(value: &Value) -> String {
         format!("{cut}...")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wasmtime::component::{Type, Val};
+
+    use super::{from_json, to_json};
+
+    #[test]
+    fn an_f32_beyond_its_range_is_refused_not_made_infinite() {
+        for beyond in [json!(1e300), json!(-1e39)] {
+            let refused = from_json(&beyond, &Type::Float32).unwrap_err();
+            assert_eq!(refused.expected, "f32");
+        }
+        let largest = json!(f64::from(f32::MAX));
+        let val = from_json(&largest, &Type::Float32).unwrap();
+        assert_eq!(val, Val::Float32(f32::MAX));
+        assert_eq!(from_json(&to_json(&val), &Type::Float32).unwrap(), val);
+        // An f64 takes the same numbers whole.
+        assert_eq!(
+            from_json(&json!(1e300), &Type::Float64).unwrap(),
+            Val::Float64(1e300)
+        );
     }
 }
