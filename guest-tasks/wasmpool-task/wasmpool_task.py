@@ -155,13 +155,25 @@ def _flush() -> None:
             pass
 
 
+# Whether to seed `random` for every task (the run has a seed), asked of
+# the host at an instance's first task; None before it.
+_reseed_each: bool | None = None
+
+
 def _run_one(input: bytes) -> bytes:
     """One input, start to end; a failure raises ``Err(message)``."""
+    global _reseed_each
     # The interpreter was snapshotted at build time with its random state:
-    # seed it anew per task, from the host (from the run's seed with
-    # --seed, else secure), not from os.urandom, which the C library
-    # buffers across the tasks of a reused instance.
-    random.seed(int.from_bytes(host.random_seed(), "little"))
+    # seed it anew in each instance, from the host (from the run's seed
+    # with --seed, else secure), not from os.urandom, which the C library
+    # buffers across the tasks of a reused instance. With a run seed, for
+    # every task, so that a task draws the same whatever ran before it in
+    # its instance; without, once (seeding costs as much as a small task).
+    if _reseed_each is None:
+        _reseed_each = host.seeded()
+        random.seed(int.from_bytes(host.random_seed(), "little"))
+    elif _reseed_each:
+        random.seed(int.from_bytes(host.random_seed(), "little"))
     try:
         return _call(input)
     except SystemExit as stop:

@@ -181,6 +181,12 @@ fn a_seed_repeats_python_draws_across_workers_and_reuse() {
     assert_ne!(draws(&["--seed", "8"]), one);
     let unseeded: HashSet<u64> = draws(&[]).iter().map(|draw| draw.to_bits()).collect();
     assert_eq!(unseeded.len(), 24);
+    // Without a seed, a reused instance seeds `random` at its first task
+    // only and goes on drawing: eight instances of three tasks, none
+    // starting from the state the interpreter was built with.
+    let reused = draws(&["--reuse-instances", "3", "--workers", "2"]);
+    let reused: HashSet<u64> = reused.iter().map(|draw| draw.to_bits()).collect();
+    assert_eq!(reused.len(), 24);
 }
 
 #[test]

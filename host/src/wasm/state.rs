@@ -262,6 +262,10 @@ impl bindings::wasmpool::task::host::Host for HostState {
         }
     }
 
+    fn seeded(&mut self) -> bool {
+        self.task_seed.is_some()
+    }
+
     fn exit(&mut self, code: i32) -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(I32Exit(code)))
     }
