@@ -7,6 +7,7 @@
 //! resolves the futures: no Python thread per task, and no call into
 //! Python from a worker thread.
 
+mod marshal;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -398,6 +399,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(default_cache_dir, module)?)?;
     module.add_function(wrap_pyfunction!(wire::wire_dumps, module)?)?;
     module.add_function(wrap_pyfunction!(wire::wire_loads, module)?)?;
+    module.add_function(wrap_pyfunction!(marshal::pack, module)?)?;
+    module.add_function(wrap_pyfunction!(marshal::unpack, module)?)?;
     module.add("COMPONENTIZE_PY", wasmpool::python::COMPONENTIZE_PY)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use pyo3::types::{
 };
 
 /// How deeply containers may nest, both ways (`MAX_DEPTH` of the module).
-const MAX_DEPTH: usize = 200;
+pub(crate) const MAX_DEPTH: usize = 200;
 
 /// `value` as bytes; `TypeError` if it holds anything but plain data.
 #[pyfunction]
@@ -119,7 +119,7 @@ fn put_dict(dict: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> PyResu
     Ok(())
 }
 
-fn put(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
+pub(crate) fn put(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     if value.is_exact_instance_of::<PyInt>() {
         put_int(value, out)
     } else if value.is_exact_instance_of::<PyString>() {

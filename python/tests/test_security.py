@@ -23,17 +23,36 @@ class _Payload:
         return (os.mkdir, (self.marker,))
 
 
-def test_a_pickle_sent_back_is_refused_and_never_run(executor, tmp_path):
+@pytest.mark.parametrize("format", [b"m", b"w", b""])
+def test_a_pickle_sent_back_is_refused_and_never_run(executor, tmp_path, format):
     marker = str(tmp_path / "pickle-ran")
-    payload = pickle.dumps(_Payload(marker))
+    payload = format + pickle.dumps(_Payload(marker))
 
     def hostile(_):
         import wasmpool_wire
 
-        wasmpool_wire.dumps = lambda value: payload
+        wasmpool_wire.pack = lambda value: payload
         return None
 
     with pytest.raises(wasmpool.GuestError, match="not a result"):
+        executor.submit(hostile, 0).result(timeout=60)
+    assert not os.path.exists(marker)
+
+
+def test_code_sent_back_in_marshal_is_refused_and_never_run(executor, tmp_path):
+    marker = str(tmp_path / "code-ran")
+
+    def hostile(_):
+        import marshal
+
+        import wasmpool_wire
+
+        code = compile(f"import os; os.mkdir({marker!r})", "<payload>", "exec")
+        payload = b"m" + marshal.dumps(([code], {}), 2)
+        wasmpool_wire.pack = lambda value: payload
+        return None
+
+    with pytest.raises(wasmpool.GuestError, match="not a result.*code"):
         executor.submit(hostile, 0).result(timeout=60)
     assert not os.path.exists(marker)
 
@@ -74,3 +93,28 @@ def test_malformed_bytes_are_a_wire_error():
     nested = b"l\x01\x00\x00\x00" * 10_000 + b"N"
     with pytest.raises(wasmpool.WireError, match="deep"):
         wire.loads(nested)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        ({0: 5}, {}),  # values not in a list
+        ([1, 2], {}),  # two values for one call
+        ([None], {7: ("builtins", "ValueError", None, "ValueError", "")}),
+        ([None], {0: "not a description"}),
+    ],
+    ids=["dict", "two", "index", "description"],
+)
+def test_a_result_of_the_wrong_shape_fails_its_call_alone(executor, sent):
+    def hostile(_):
+        import marshal
+
+        import wasmpool_wire
+
+        payload = b"m" + marshal.dumps(sent, 2)
+        wasmpool_wire.pack = lambda value: payload
+        return None
+
+    with pytest.raises(wasmpool.GuestError, match="not a result"):
+        executor.submit(hostile, 0).result(timeout=60)
+    assert executor.submit(abs, -4).result(timeout=60) == 4

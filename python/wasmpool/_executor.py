@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _errors, _native, _ship
 
-_MAGIC = b"WPX1"
+_MAGIC = b"WPX2"
 _RUNNER = Path(__file__).parent / "guest" / "wasmpool_runner.py"
 
 # One task's output at a time, whole, whichever executor it came from.
@@ -97,14 +97,17 @@ class _TaskFuture(Future):
 class _Outcomes:
     """How a finished task's output becomes the results of its calls."""
 
+    __slots__ = ("future", "task", "calls", "command")
+
     def __init__(
         self, future: Future, task: Task | None, calls: int, command: bool = False
     ) -> None:
         self.future = future
         # The wasm task, or None for the Python runner.
         self.task = task
-        # How many calls a chunk of `map` holds (its future gets a list of
-        # outcomes); 0 for one call (its future gets the call's result).
+        # How many calls a chunk of `map` holds (its future gets the
+        # values and the exceptions of the calls that failed, by index);
+        # 0 for one call (its future gets the call's result).
         self.calls = calls
         # A command's stdout is its result, not output to print.
         self.command = command
@@ -265,9 +268,13 @@ class WasmPoolExecutor(concurrent.futures.Executor):
                 if not many:
                     yield result
                     continue
-                for ok, value in result:
-                    if not ok:
-                        raise value
+                values, failed = result
+                if not failed:
+                    yield from values
+                    continue
+                for index, value in enumerate(values):
+                    if index in failed:
+                        raise failed[index]
                     yield value
         finally:
             for future in futures:
@@ -339,7 +346,7 @@ class WasmPoolExecutor(concurrent.futures.Executor):
         else:
             if bundle is None:
                 bundle = self._pack(fn)
-            data = _MAGIC + _native.wire_dumps((bundle, calls, keywords))
+            data = _MAGIC + _native.pack((bundle, calls, keywords))
             native_task = self._python_runtime()
             entry = _Outcomes(future, None, len(calls) if many else 0)
         with self._lock:
@@ -385,9 +392,12 @@ class WasmPoolExecutor(concurrent.futures.Executor):
         nothing is left."""
         native = self._native
         while True:
-            for token, value, error, out, err in native.next_completed(None):
-                with self._lock:
-                    entry = self._pending.pop(token, None)
+            finished = native.next_completed(None)
+            with self._lock:
+                entries = [self._pending.pop(done[0], None) for done in finished]
+            for entry, (_, value, error, out, err) in zip(
+                entries, finished, strict=True
+            ):
                 if entry is not None:
                     _finish(entry, value, error, out, err)
             with self._lock:
@@ -399,8 +409,8 @@ def _finish(
     entry: _Outcomes, value: bytes | None, error: tuple | None, out: bytes, err: bytes
 ) -> None:
     quiet = entry.command and error is None
-    stdout = "" if quiet else out.decode("utf-8", "replace")
-    stderr = err.decode("utf-8", "replace")
+    stdout = "" if quiet or not out else out.decode("utf-8", "replace")
+    stderr = err.decode("utf-8", "replace") if err else ""
     if stdout or stderr:
         with _print_lock:
             if stdout:
@@ -427,17 +437,16 @@ def _finish(
 def _outcomes(entry: _Outcomes, value: bytes, stdout: str, stderr: str) -> None:
     future = entry.future
     try:
-        values, errors = _native.wire_loads(value)
-        if not entry.calls and not errors:  # one call that returned
-            (result,) = values
-            future.set_result(result)
-            return
-        results = [(True, v) for v in values]
-        for index, error in errors.items():
-            results[index] = (False, _errors.rebuild(error, stdout, stderr))
-        if not entry.calls:
-            (results,) = results
-    except (ValueError, TypeError, IndexError, AttributeError) as malformed:
+        values, errors = _native.unpack(value)
+        if type(values) is not list or len(values) != (entry.calls or 1):
+            raise ValueError(f"not {entry.calls or 1} values in a list")
+        failed = {
+            index: _errors.rebuild(error, stdout, stderr)
+            for index, error in errors.items()
+        }
+        if not all(type(index) is int and 0 <= index < len(values) for index in failed):
+            raise ValueError("an error for a call that is not there")
+    except (ValueError, TypeError, AttributeError, KeyError) as malformed:
         future.set_exception(
             _errors.GuestError(
                 f"the sandbox sent back what is not a result: {malformed}",
@@ -447,11 +456,11 @@ def _outcomes(entry: _Outcomes, value: bytes, stdout: str, stderr: str) -> None:
         )
         return
     if entry.calls:
-        future.set_result(results)
-    elif results[0]:
-        future.set_result(results[1])
+        future.set_result((values, failed))
+    elif failed:
+        future.set_exception(failed[0])
     else:
-        future.set_exception(results[1])
+        future.set_result(values[0])
 
 
 def _grant(spec: Any) -> tuple[str, str, bool]:

@@ -4,11 +4,12 @@ function from its source and calls it.
 Built by ``wasmpool.python.build`` into a component with the whole standard
 library inside; the host imports nothing from here but the format version.
 
-An input is ``MAGIC`` and then, in the wire format, ``(bundle, args,
-kwargs)``: ``bundle`` is the function as :mod:`wasmpool._ship` packs it
+An input is ``MAGIC`` and then, as ``wasmpool_wire.pack`` writes it,
+``(bundle, args, kwargs)``: ``bundle`` is the function as :mod:`wasmpool._ship` packs it
 (bytes, kept packed so that a reused instance rebuilds a function once),
 ``args`` a list of argument tuples, one per call, ``kwargs`` a list of
-keyword dicts beside it or ``None``. The output is ``(values, errors)``:
+keyword dicts beside it or ``None``. The output is ``(values, errors)``,
+packed the same way:
 the return values in order (``None`` where a call failed) and a dict from
 the index of each failed call to ``(module, qualname, args, text,
 traceback)``.
@@ -30,7 +31,7 @@ import traceback
 import wasmpool_wire as wire
 from wasmpool_task import task
 
-MAGIC = b"WPX1"
+MAGIC = b"WPX2"
 
 # Functions already rebuilt in this instance, by their packed bundle.
 _built: dict[bytes, object] = {}
@@ -40,7 +41,7 @@ _built: dict[bytes, object] = {}
 def run(input: bytes) -> bytes:
     if input[: len(MAGIC)] != MAGIC:
         raise ValueError("this input was not made by a WasmPoolExecutor")
-    bundle, calls, keywords = wire.loads(input[len(MAGIC) :])
+    bundle, calls, keywords = wire.unpack(input[len(MAGIC) :])
     function = _built.get(bundle)
     if function is None:
         function = _built[bundle] = _Builder(wire.loads(bundle)).function()
@@ -58,7 +59,7 @@ def run(input: bytes) -> bytes:
             values.append(None)
             errors[index] = _describe(error)
     try:
-        return wire.dumps((values, errors))
+        return wire.pack((values, errors))
     except TypeError:
         pass
     # Some value cannot cross: that call fails with the TypeError.
@@ -68,7 +69,7 @@ def run(input: bytes) -> bytes:
         except TypeError as error:
             values[index] = None
             errors[index] = _describe(error)
-    return wire.dumps((values, errors))
+    return wire.pack((values, errors))
 
 
 def _describe(error: Exception) -> tuple:

@@ -14,13 +14,21 @@ the host run code, as ``pickle.loads`` would.
 
 The same module runs on both sides: the host imports it as
 ``wasmpool.guest.wasmpool_wire``, the sandbox as ``wasmpool_wire``.
+
+What crosses per call goes by :func:`pack`: in ``marshal``'s format
+(version 2) where the value holds only the exact plain types, which
+``marshal`` reads and writes in C, else in this format; a leading ``m`` or
+``w`` says which. Only the sandbox reads with :func:`unpack`, which lets
+``marshal`` read its bytes: the host reads them with its native decoder,
+which builds the plain types only (``marshal`` can make code objects).
 """
 
 from __future__ import annotations
 
+import marshal
 import struct
 
-__all__ = ["MAX_DEPTH", "WireError", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "WireError", "dumps", "loads", "pack", "unpack"]
 
 #: How deeply containers may nest, both ways.
 MAX_DEPTH = 200
@@ -34,6 +42,54 @@ _SMALL = range(-(2**63), 2**63)
 
 class WireError(ValueError):
     """Bytes that are not a value of the format."""
+
+
+def pack(value: object) -> bytes:
+    """``value`` as ``m`` and ``marshal`` bytes where it holds only the exact
+    plain types (which ``marshal`` brings back as they are), else as ``w``
+    and :func:`dumps`; ``TypeError`` if it holds anything but plain data."""
+    if _marshals(value, 0):
+        return b"m" + marshal.dumps(value, 2)
+    return b"w" + dumps(value)
+
+
+def unpack(data: bytes) -> object:
+    """The value of :func:`pack`'s bytes. It trusts them: the sandbox's side
+    only (``marshal`` can make code objects)."""
+    if data[:1] == b"m":
+        return marshal.loads(data[1:])
+    if data[:1] == b"w":
+        return loads(data[1:])
+    raise WireError("malformed data: no format byte (m or w) first")
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None), complex})
+_SEQUENCES = frozenset({list, tuple, set, frozenset})
+
+
+def _marshals(value: object, depth: int) -> bool:
+    """Whether ``marshal`` brings ``value`` back as it is, within
+    :data:`MAX_DEPTH`. Loops, not generators: this runs per call, in the
+    sandbox's interpreter, where a generator costs microseconds."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth >= MAX_DEPTH:
+        return False
+    depth += 1
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) not in _SCALARS and not _marshals(key, depth):
+                return False
+            if type(item) not in _SCALARS and not _marshals(item, depth):
+                return False
+        return True
+    if kind in _SEQUENCES:
+        for item in value:  # type: ignore[attr-defined]
+            if type(item) not in _SCALARS and not _marshals(item, depth):
+                return False
+        return True
+    return False
 
 
 def dumps(value: object) -> bytes:
