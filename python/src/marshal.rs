@@ -14,14 +14,13 @@
 //! against the bytes it has and every nesting against [`MAX_DEPTH`], and
 //! refuses the rest (code, references, `StopIteration`, `...`).
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
     PyTuple,
 };
 
-use crate::wire::{self, MAX_DEPTH};
+use crate::wire::{self, MAX_DEPTH, malformed};
 
 /// `value` as `m` and marshal bytes, or `w` and the wire format's where
 /// marshal would not bring it back as it is; `TypeError` if it holds
@@ -48,10 +47,6 @@ pub(crate) fn unpack<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, P
         Some((b'w', rest)) => wire::wire_loads(py, rest),
         _ => Err(malformed("no format byte (m or w) first")),
     }
-}
-
-fn malformed(what: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("malformed data: {what}"))
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) -> bool {
@@ -198,36 +193,36 @@ fn put(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<bo
 
 /// The value of marshal bytes, the plain types only.
 fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut reader = Reader { data, pos: 0 };
+    let mut reader = Reader {
+        bytes: wire::Reader { data, pos: 0 },
+    };
     let value = reader.value(py, 0)?;
-    if reader.pos != data.len() {
+    if reader.left() != 0 {
         return Err(malformed(format!(
             "{} bytes after the value",
-            data.len() - reader.pos
+            reader.left()
         )));
     }
     Ok(value)
 }
 
+/// Marshal's types over the wire format's checked reader.
 struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+    bytes: wire::Reader<'a>,
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.data.len())
-            .ok_or_else(|| malformed(format!("{n} bytes wanted past the end")))?;
-        let bytes = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
+        self.bytes.take(n)
     }
 
     fn fixed<const N: usize>(&mut self) -> PyResult<[u8; N]> {
-        Ok(self.take(N)?.try_into().expect("took N bytes"))
+        self.bytes.fixed()
+    }
+
+    /// The bytes not read yet.
+    fn left(&self) -> usize {
+        self.bytes.data.len() - self.bytes.pos
     }
 
     /// A count of items that take at least `unit` bytes each, checked
@@ -236,7 +231,7 @@ impl<'a> Reader<'a> {
         let count = i32::from_le_bytes(self.fixed()?);
         let count = usize::try_from(count)
             .map_err(|_| malformed(format!("a negative length ({count})")))?;
-        if count.saturating_mul(unit) > self.data.len() - self.pos {
+        if count.saturating_mul(unit) > self.left() {
             return Err(malformed(format!("a length of {count} past the end")));
         }
         Ok(count)
@@ -253,7 +248,7 @@ impl<'a> Reader<'a> {
     }
 
     fn value<'py>(&mut self, py: Python<'py>, depth: usize) -> PyResult<Bound<'py, PyAny>> {
-        let at = self.pos;
+        let at = self.bytes.pos;
         let [tag] = self.fixed()?;
         Ok(match tag {
             b'N' => py.None().into_bound(py),
@@ -307,7 +302,7 @@ impl<'a> Reader<'a> {
         let count = i32::from_le_bytes(self.fixed()?);
         let negative = count < 0;
         let digits = count.unsigned_abs() as usize;
-        if digits.saturating_mul(2) > self.data.len() - self.pos {
+        if digits.saturating_mul(2) > self.left() {
             return Err(malformed(format!("a length of {digits} past the end")));
         }
         let mut magnitude = Vec::with_capacity(digits * 15 / 8 + 2);
@@ -350,8 +345,9 @@ impl<'a> Reader<'a> {
         if tag == b'{' {
             let dict = PyDict::new(py);
             loop {
-                if self.data.get(self.pos) == Some(&b'0') {
-                    self.pos += 1;
+                // A dict ends at its null, where a key would begin.
+                if self.bytes.data.get(self.bytes.pos) == Some(&b'0') {
+                    self.bytes.pos += 1;
                     return Ok(dict.into_any());
                 }
                 let key = self.value(py, depth)?;

@@ -37,7 +37,7 @@ pub(crate) fn wire_loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'p
     Ok(value)
 }
 
-fn malformed(what: impl std::fmt::Display) -> PyErr {
+pub(crate) fn malformed(what: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("malformed data: {what}"))
 }
 
@@ -194,13 +194,15 @@ fn put_other(value: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyRes
     }
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+/// Bytes read from the front, every length checked against what is left;
+/// the wire format's reader, and the marshal reader's underneath.
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
@@ -211,7 +213,7 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn fixed<const N: usize>(&mut self) -> PyResult<[u8; N]> {
+    pub(crate) fn fixed<const N: usize>(&mut self) -> PyResult<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
 
