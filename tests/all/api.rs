@@ -603,3 +603,61 @@ fn code_written_against_the_executor_trait_runs_on_a_pool() {
     }
     assert_eq!(fibs(&pool(2), &guest("fib")), [1, 1, 2, fib(10)]);
 }
+
+/// Feeds `inputs` to a map over a channel one at a time, and checks that
+/// each result comes back before the next input is sent: a map whose input
+/// iterator blocks must still hand out what has finished. `unordered`
+/// picks `map_unordered`. Fails (never hangs) when a result is late.
+fn trickle(unordered: bool) {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let (feed, inputs) = std::sync::mpsc::channel::<String>();
+    let (out, results) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        // Moved in: dropped if an assertion fails, which ends the map.
+        let feed = feed;
+        scope.spawn(|| {
+            let send = |value: u64| {
+                let _ = out.send(value);
+            };
+            if unordered {
+                let map = pool.map_unordered(&task, inputs).background().unwrap();
+                map.for_each(|(_, result)| send(result.unwrap().json().unwrap()));
+            } else {
+                let map = pool.map(&task, inputs).background().unwrap();
+                map.for_each(|result| send(result.unwrap().json().unwrap()));
+            }
+        });
+        for n in [10, 20, 25] {
+            feed.send(n.to_string()).unwrap();
+            let result = results.recv_timeout(Duration::from_secs(60));
+            assert_eq!(result, Ok(fib(n)), "the result of input {n}");
+        }
+    });
+    // The inputs ended: so did the map, after its three results.
+    assert!(results.try_recv().is_err());
+}
+
+#[test]
+fn a_map_hands_out_each_result_while_the_next_input_has_not_come() {
+    trickle(false);
+}
+
+#[test]
+fn an_unordered_map_hands_out_each_result_while_the_next_input_has_not_come() {
+    trickle(true);
+}
+
+#[test]
+fn a_background_map_over_inputs_at_hand_gives_every_result_in_order() {
+    let pool = pool(2);
+    let task = pool.load(guest("fib")).unwrap();
+    let inputs: Vec<u64> = (0..2000).map(|n| n % 20).collect();
+    let results: Vec<u64> = pool
+        .map(&task, inputs.clone().into_iter().map(|n| n.to_string()))
+        .background()
+        .unwrap()
+        .map(|result| result.unwrap().json().unwrap())
+        .collect();
+    assert_eq!(results, inputs.iter().map(|&n| fib(n)).collect::<Vec<_>>());
+}

@@ -11,6 +11,7 @@ use crate::data::output::TaskResult;
 use crate::sched::completions::{Completions, Listener};
 use crate::sched::handle::TaskHandle;
 use crate::sched::sizer::{AverageDuration, JobSizer};
+use crate::sched::source::{Fetch, Source};
 
 /// Where a map queues its jobs: its task's queue on a local pool or a
 /// cluster.
@@ -51,12 +52,12 @@ type OnComplete<'p> = Box<dyn FnMut(usize, &TaskResult) + 'p>;
 type Results = std::vec::IntoIter<TaskResult>;
 
 /// The tasks of one map in flight, fed from the inputs as room frees up.
-struct Window<'p, I> {
+struct Window<'p, I: Iterator> {
     queue: Box<dyn JobQueue + 'p>,
     /// The task's average duration: where this map starts, and what it
     /// leaves the next.
     pace: Arc<AverageDuration>,
-    inputs: I,
+    inputs: Source<I>,
     next_index: usize,
     limit: usize,
     /// The jobs in flight, by the index of their first input.
@@ -98,7 +99,7 @@ where
         Window {
             queue,
             pace,
-            inputs,
+            inputs: Source::Here(inputs),
             next_index: 0,
             limit,
             in_flight: IdMap::default(),
@@ -114,6 +115,15 @@ where
             read_ahead: false,
             chunk_size: None,
         }
+    }
+
+    fn read_in_background(&mut self) -> std::io::Result<()>
+    where
+        I: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        self.inputs
+            .read_in_background(self.limit, &self.completions)
     }
 
     /// How many inputs to queue as one job: see [`JobSizer`]; at most an
@@ -168,16 +178,20 @@ where
             let length = length.min(room);
             let first = self.next_index;
             let mut job = Vec::with_capacity(length);
-            let mut exhausted = false;
+            // The inputs ended, or none is at hand for now.
+            let mut stop = false;
             if let Some((index, input)) = self.held_back.take() {
                 // Limits of its own: alone.
                 self.next_index = index + 1;
                 job.push((input, Some(index as u64)));
             } else {
                 while job.len() < length {
-                    let Some(input) = self.inputs.next() else {
-                        exhausted = true;
-                        break;
+                    let input = match self.inputs.fetch() {
+                        Fetch::Input(input) => input,
+                        Fetch::NotYet | Fetch::End => {
+                            stop = true;
+                            break;
+                        }
                     };
                     let input: Input = input.into();
                     let index = self.next_index;
@@ -205,7 +219,7 @@ where
                     Err(_) => self.refused.extend(first..first + tasks),
                 }
             }
-            if exhausted {
+            if stop {
                 return;
             }
         }
@@ -232,25 +246,33 @@ where
     /// vector until each is handed out: a job taken ahead of its turn is
     /// held whole, not copied result by result.
     fn next_job(&mut self, bound: usize) -> Option<(usize, Results)> {
-        self.fill(bound);
-        let (first, results) = if let Some(index) = self.refused.pop() {
-            let error = TaskError::new(
-                ErrorKind::Cancelled,
-                "the pool was shut down before this task was queued",
-            );
-            (index, vec![Err(error)])
-        } else if self.in_flight.is_empty() {
-            return None;
-        } else {
+        let (first, results) = loop {
+            self.fill(bound);
+            if let Some(index) = self.refused.pop() {
+                let error = TaskError::new(
+                    ErrorKind::Cancelled,
+                    "the pool was shut down before this task was queued",
+                );
+                break (index, vec![Err(error)]);
+            }
+            if self.in_flight.is_empty() {
+                if !self.inputs.may_come() {
+                    return None;
+                }
+                // Nothing in flight and no input at hand: sleep until one
+                // comes (or the inputs end), which pokes.
+                self.completions.gather(1, None, &mut self.announced);
+                continue;
+            }
             if self.announced.is_empty() {
                 // Half the jobs at a time: one wake-up for many.
                 let batch = self.in_flight.len() / 2;
                 self.completions.gather(batch, None, &mut self.announced);
             }
-            let first = self
-                .announced
-                .pop_front()
-                .expect("a gather without deadline returns a completion");
+            // Without a completion, the gather was woken by an input.
+            let Some(first) = self.announced.pop_front() else {
+                continue;
+            };
             let handle = self
                 .in_flight
                 .remove(&first)
@@ -262,7 +284,7 @@ where
             if let Some(average) = self.sizer.for_next_map() {
                 self.pace.set(average);
             }
-            (first, results)
+            break (first, results);
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
             for (offset, result) in results.iter().enumerate() {
@@ -273,7 +295,7 @@ where
     }
 }
 
-impl<I> Drop for Window<'_, I> {
+impl<I: Iterator> Drop for Window<'_, I> {
     fn drop(&mut self) {
         for handle in self.in_flight.values() {
             handle.cancel();
@@ -282,7 +304,7 @@ impl<I> Drop for Window<'_, I> {
 }
 
 /// The results of [`Executor::map`](crate::Executor::map), in input order.
-pub struct Map<'p, I> {
+pub struct Map<'p, I: Iterator> {
     window: Window<'p, I>,
     /// The index of the next result to yield.
     head: usize,
@@ -332,6 +354,22 @@ where
     pub fn read_ahead(mut self) -> Self {
         self.window.read_ahead = true;
         self
+    }
+
+    /// Reads the inputs on a thread of their own, for inputs whose `next`
+    /// may wait (the lines of a pipe, requests from a socket): a result is
+    /// then handed out as soon as it is ready (in input order, as soon as
+    /// every earlier one is), whether or not the next input has come. The
+    /// thread reads ahead at most as many inputs as the map keeps in
+    /// flight, and ends with the inputs, or at the first one it reads
+    /// after the map is dropped. Fails only if the thread cannot start.
+    pub fn background(mut self) -> std::io::Result<Self>
+    where
+        I: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        self.window.read_in_background()?;
+        Ok(self)
     }
 
     /// Queues the inputs in jobs of `tasks` (at least 1) instead of sizing
@@ -386,7 +424,7 @@ where
 /// The results of [`Executor::map_unordered`](crate::Executor::map_unordered):
 /// `(input index, result)` in the
 /// order the tasks finish.
-pub struct MapUnordered<'p, I> {
+pub struct MapUnordered<'p, I: Iterator> {
     window: Window<'p, I>,
     /// What is left of the last job taken, with the index of the next
     /// result's input.
@@ -414,6 +452,16 @@ where
     pub fn read_ahead(mut self) -> Self {
         self.window.read_ahead = true;
         self
+    }
+
+    /// As [`Map::background`].
+    pub fn background(mut self) -> std::io::Result<Self>
+    where
+        I: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        self.window.read_in_background()?;
+        Ok(self)
     }
 
     /// As [`Map::chunk_size`].

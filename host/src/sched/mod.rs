@@ -8,7 +8,8 @@
 //!   `handle`: the caller's end of it;
 //! - `completions`: where finished jobs announce themselves;
 //! - `map` and `sizer`: a map's window of jobs, and how many tasks go in
-//!   one; `wait`: `as_completed` and `wait`;
+//!   one; `source`: where its inputs are read (on its thread, or on one of
+//!   their own); `wait`: `as_completed` and `wait`;
 //! - `stats`: the counters.
 
 pub(crate) mod completions;
@@ -16,6 +17,7 @@ pub(crate) mod handle;
 pub(crate) mod job;
 pub(crate) mod map;
 pub(crate) mod sizer;
+pub(crate) mod source;
 pub(crate) mod stats;
 pub(crate) mod wait;
 pub(crate) mod workers;

@@ -1,0 +1,106 @@
+//! Where a map's inputs come from: read on the map's thread as it needs
+//! them, or on a thread of their own that hands them over as they come,
+//! so that an input that keeps the reader waiting (a pipe, a socket, a
+//! person) never keeps a finished result from being handed out.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+
+use crate::sched::completions::Completions;
+
+/// What asking for the next input gave.
+pub(crate) enum Fetch<T> {
+    Input(T),
+    /// None has come yet; more may.
+    NotYet,
+    End,
+}
+
+pub(crate) enum Source<I: Iterator> {
+    /// Read on the map's thread, each when it is wanted.
+    Here(I),
+    /// Read on a thread of their own ([`Source::read_in_background`]).
+    Background(Arrivals<I::Item>),
+}
+
+pub(crate) struct Arrivals<T> {
+    incoming: Receiver<T>,
+    ended: bool,
+}
+
+impl<I: Iterator> Source<I> {
+    /// The next input, if one is at hand: an input read here always is.
+    pub(crate) fn fetch(&mut self) -> Fetch<I::Item> {
+        match self {
+            Source::Here(inputs) => inputs.next().map_or(Fetch::End, Fetch::Input),
+            Source::Background(arrivals) => {
+                if arrivals.ended {
+                    return Fetch::End;
+                }
+                match arrivals.incoming.try_recv() {
+                    Ok(input) => Fetch::Input(input),
+                    Err(TryRecvError::Empty) => Fetch::NotYet,
+                    Err(TryRecvError::Disconnected) => {
+                        arrivals.ended = true;
+                        Fetch::End
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether an input may still come that is not at hand now: inputs
+    /// read in the background that have not ended. Their thread pokes the
+    /// map's completions as each comes, and when they end.
+    pub(crate) fn may_come(&self) -> bool {
+        matches!(self, Source::Background(arrivals) if !arrivals.ended)
+    }
+
+    /// Bounds on the inputs still to come, as an iterator's size hint.
+    pub(crate) fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Source::Here(inputs) => inputs.size_hint(),
+            Source::Background(arrivals) => (0, arrivals.ended.then_some(0)),
+        }
+    }
+}
+
+impl<I> Source<I>
+where
+    I: Iterator + Send + 'static,
+    I::Item: Send + 'static,
+{
+    /// Moves the reading to a thread of its own, which reads up to
+    /// `ahead` inputs before the map takes them and announces each to
+    /// `completions`, so that a map waiting for a task to finish wakes for
+    /// an input too. The thread ends with the inputs, or at the first
+    /// input read after the map is dropped.
+    pub(crate) fn read_in_background(
+        &mut self,
+        ahead: usize,
+        completions: &Arc<Completions>,
+    ) -> std::io::Result<()> {
+        let (sender, incoming) = mpsc::sync_channel(ahead.max(1));
+        let placeholder = Source::Background(Arrivals {
+            incoming,
+            ended: false,
+        });
+        let Source::Here(inputs) = std::mem::replace(self, placeholder) else {
+            return Ok(());
+        };
+        let completions = Arc::clone(completions);
+        let started = std::thread::Builder::new()
+            .name("wasmpool-inputs".into())
+            .spawn(move || {
+                for input in inputs {
+                    if sender.send(input).is_err() {
+                        return;
+                    }
+                    completions.poke();
+                }
+                drop(sender);
+                completions.poke();
+            });
+        started.map(drop)
+    }
+}
