@@ -661,3 +661,30 @@ fn a_background_map_over_inputs_at_hand_gives_every_result_in_order() {
         .collect();
     assert_eq!(results, inputs.iter().map(|&n| fib(n)).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_stopped_map_ends_while_its_inputs_keep_it_waiting() {
+    let pool = pool(1);
+    let task = pool.load(guest("fib")).unwrap();
+    // One input, then none, and no end while the map runs.
+    let (feed, inputs) = std::sync::mpsc::channel::<String>();
+    feed.send("10".to_string()).unwrap();
+    let mut map = pool.map(&task, inputs).background().unwrap();
+    let stop = map.stopper();
+    let (tell, told) = std::sync::mpsc::channel::<()>();
+    let (ended, end_seen) = std::sync::mpsc::channel::<()>();
+    let stopper = std::thread::spawn(move || {
+        told.recv().unwrap();
+        stop.stop();
+        // Should the stop not end the map, ending its inputs does: the
+        // test then fails rather than hangs.
+        let in_time = end_seen.recv_timeout(Duration::from_secs(60)).is_ok();
+        drop(feed);
+        in_time
+    });
+    assert_eq!(map.next().unwrap().unwrap().json::<u64>().unwrap(), fib(10));
+    tell.send(()).unwrap();
+    assert!(map.next().is_none());
+    ended.send(()).unwrap();
+    assert!(stopper.join().unwrap(), "the stop ended the waiting map");
+}

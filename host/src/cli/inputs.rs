@@ -27,7 +27,9 @@ pub(crate) struct Invalid {
     pub(crate) reason: String,
 }
 
-pub(crate) fn from_json_array(text: &str) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+pub(crate) fn from_json_array(
+    text: &str,
+) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     let value: &RawValue = serde_json::from_str(text)
         .context("--inputs is not valid JSON: give a JSON array, e.g. --inputs '[3, 5, 10]'")?;
     // Each element keeps its text, as a line of an input file does.
@@ -43,7 +45,7 @@ pub(crate) fn from_json_array(text: &str) -> anyhow::Result<Box<dyn Iterator<Ite
     )))
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
     Ok(if path == Path::new("-") {
         Box::new(BufReader::new(io::stdin()))
     } else {
@@ -61,12 +63,14 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 
 /// One string input per line of text (`--lines`); empty lines too, since
 /// an empty line is an input like any other for a text program.
-pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+pub(crate) fn from_lines(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     Ok(lines_of(open(path)?))
 }
 
 /// `--lines` over what `reader` reads.
-pub(crate) fn lines_of(reader: impl BufRead + 'static) -> Box<dyn Iterator<Item = Input>> {
+pub(crate) fn lines_of(
+    reader: impl BufRead + Send + 'static,
+) -> Box<dyn Iterator<Item = Input> + Send> {
     let inputs = lines(reader).enumerate().map(|(number, line)| Input {
         index: number,
         line: Some(number + 1),
@@ -78,12 +82,14 @@ pub(crate) fn lines_of(reader: impl BufRead + 'static) -> Box<dyn Iterator<Item 
     Box::new(inputs)
 }
 
-pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+pub(crate) fn from_jsonl(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     Ok(jsonl_of(open(path)?))
 }
 
 /// One JSON input per line of what `reader` reads; blank lines skipped.
-pub(crate) fn jsonl_of(reader: impl BufRead + 'static) -> Box<dyn Iterator<Item = Input>> {
+pub(crate) fn jsonl_of(
+    reader: impl BufRead + Send + 'static,
+) -> Box<dyn Iterator<Item = Input> + Send> {
     let mut index = 0;
     let inputs = lines(reader).enumerate().filter_map(move |(number, line)| {
         let line_number = number + 1;

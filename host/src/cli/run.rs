@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
 use std::fs::OpenOptions;
@@ -15,7 +16,9 @@ use crossbeam_channel::RecvTimeoutError;
 use serde_json::value::RawValue;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wasmpool::{ErrorKind, Executor, LoadOptions, Pool, PoolBuilder, TaskKind, TaskResult};
+use wasmpool::{
+    ErrorKind, Executor, LoadOptions, MapStop, Pool, PoolBuilder, TaskKind, TaskResult,
+};
 
 use super::block_writer::{BlockWriter, FLUSH_EVERY};
 use super::inputs::{self, Input};
@@ -113,8 +116,13 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let started = Instant::now();
     // A command program reads text: a string input is given as its text.
     let text_io = task.kind() == TaskKind::Command;
-    let ledger = RefCell::new(Ledger::new(started, recorded, text_io));
-    let interrupted = AtomicBool::new(false);
+    // Shared with the thread that reads inputs from a pipe (see
+    // `write_records`), which admits them as they come.
+    let ledger = Arc::new(Mutex::new(Ledger::new(started, recorded, text_io)));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // The map's stop, once it runs: a signal ends a map that waits for an
+    // input from a quiet pipe.
+    let map_stop: Mutex<Option<MapStop>> = Mutex::new(None);
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
     let signals_handle = signals.handle();
@@ -141,6 +149,9 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         scope.spawn(|| {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
+                if let Some(stop) = lock(&map_stop).as_ref() {
+                    stop.stop();
+                }
                 interrupt(args, &pool, &mut signals, output);
             }
         });
@@ -152,6 +163,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
             &task,
             &ledger,
             &interrupted,
+            &map_stop,
             &live,
             &mut writer,
         );
@@ -175,14 +187,14 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
         flushed => flushed?,
     }
-    let ledger = ledger.into_inner();
+    let ledger = lock(&ledger);
     summary.resumed_skipped = ledger.skipped;
     summary.interrupted = interrupted.load(Ordering::SeqCst);
     conclude(args, &summary, &ledger, unrecorded)
 }
 
 /// The inputs, from whichever source the arguments name.
-fn read_inputs(args: &RunArgs) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+fn read_inputs(args: &RunArgs) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     match (&args.inputs, &args.input_file, &args.lines) {
         (Some(array), _, _) => inputs::from_json_array(array),
         (None, Some(path), _) => inputs::from_jsonl(path),
@@ -387,27 +399,37 @@ fn stop_after_grace(pool: &impl Executor, signals: &signal_hook::iterator::Handl
     pool.shutdown_now();
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[allow(clippy::too_many_arguments)] // the run's parts, each used once
 fn write_records(
-    inputs: Box<dyn Iterator<Item = Input>>,
+    inputs: Box<dyn Iterator<Item = Input> + Send>,
     args: &RunArgs,
     pool: &impl Executor,
     task: &wasmpool::Task,
-    ledger: &RefCell<Ledger>,
-    interrupted: &AtomicBool,
+    ledger: &Arc<Mutex<Ledger>>,
+    interrupted: &Arc<AtomicBool>,
+    map_stop: &Mutex<Option<MapStop>>,
     live: &RefCell<Live>,
     writer: &mut RecordWriter<'_>,
 ) -> anyhow::Result<()> {
     // After a signal no new input is read; what was read and not run has no
     // record, so that --resume runs it.
-    let queue = inputs
-        .take_while(|_| !interrupted.load(Ordering::SeqCst))
-        .filter_map(|input| ledger.borrow_mut().admit(input));
+    let queue = {
+        let (ledger, interrupted) = (Arc::clone(ledger), Arc::clone(interrupted));
+        inputs
+            .take_while(move |_| !interrupted.load(Ordering::SeqCst))
+            .filter_map(move |input| lock(&ledger).admit(input))
+    };
     let keep = |result: &TaskResult| {
         !(interrupted.load(Ordering::SeqCst)
             && matches!(result, Err(error) if error.kind() == ErrorKind::Cancelled))
     };
-    // A file's lines are at hand; a pipe's may come one at a time.
+    // A file's lines are at hand; a pipe's, a FIFO's or a terminal's may
+    // come one at a time, and are read on a thread of their own, so that
+    // a finished task's record never waits for the next input.
     let at_hand = args.inputs.is_some()
         || [&args.input_file, &args.lines]
             .into_iter()
@@ -415,15 +437,26 @@ fn write_records(
             .any(|path| {
                 path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|meta| meta.is_file())
             });
+    let started = |stop: MapStop| {
+        *lock(map_stop) = Some(stop.clone());
+        // A signal before the map ran found no map to stop.
+        if interrupted.load(Ordering::SeqCst) {
+            stop.stop();
+        }
+    };
+    let cannot_read = "cannot start the thread that reads the inputs";
     if args.unordered {
         let mut results = pool.map_unordered(task, queue);
         if at_hand {
             results = results.read_ahead();
+        } else {
+            results = results.background().context(cannot_read)?;
         }
+        started(results.stopper());
         for (position, result) in results {
             live.borrow_mut().task_done(&result);
-            writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)?;
-            let record = ledger.borrow_mut().record(position, &result);
+            writer.write_invalid(&mut lock(ledger), usize::MAX)?;
+            let record = lock(ledger).record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
@@ -432,14 +465,17 @@ fn write_records(
         });
         if at_hand {
             results = results.read_ahead();
+        } else {
+            results = results.background().context(cannot_read)?;
         }
+        started(results.stopper());
         for (position, result) in results.enumerate() {
-            let record = ledger.borrow_mut().record(position, &result);
-            writer.write_invalid(&mut ledger.borrow_mut(), record.index)?;
+            let record = lock(ledger).record(position, &result);
+            writer.write_invalid(&mut lock(ledger), record.index)?;
             writer.write_if(keep(&result), &record)?;
         }
     }
-    writer.write_invalid(&mut ledger.borrow_mut(), usize::MAX)
+    writer.write_invalid(&mut lock(ledger), usize::MAX)
 }
 
 impl Ledger {

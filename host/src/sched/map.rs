@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::error::{ErrorKind, TaskError};
 use crate::data::ids::IdMap;
@@ -80,6 +81,8 @@ struct Window<'p, I: Iterator> {
     completions: Arc<Completions>,
     /// Jobs announced and not yet taken, by the index of their first input.
     announced: VecDeque<usize>,
+    /// Set by a [`MapStop`]: no more inputs are read.
+    stopped: Arc<AtomicBool>,
     on_complete: Option<OnComplete<'p>>,
     sizer: JobSizer,
 }
@@ -109,11 +112,19 @@ where
             refused: Vec::new(),
             completions: Completions::new(),
             announced: VecDeque::new(),
+            stopped: Arc::default(),
             on_complete: None,
             sizer: JobSizer::starting_at(start),
             paced: start.is_some(),
             read_ahead: false,
             chunk_size: None,
+        }
+    }
+
+    fn stopper(&self) -> MapStop {
+        MapStop {
+            stopped: Arc::clone(&self.stopped),
+            completions: Arc::clone(&self.completions),
         }
     }
 
@@ -167,6 +178,9 @@ where
     /// Submits inputs while fewer than `limit` are in flight and the next
     /// index is below `bound`, a job at a time.
     fn fill(&mut self, bound: usize) {
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
         loop {
             let room = self.room().min(bound.saturating_sub(self.next_index));
             let length = self.job_length();
@@ -256,7 +270,7 @@ where
                 break (index, vec![Err(error)]);
             }
             if self.in_flight.is_empty() {
-                if !self.inputs.may_come() {
+                if !self.inputs.may_come() || self.stopped.load(Ordering::SeqCst) {
                     return None;
                 }
                 // Nothing in flight and no input at hand: sleep until one
@@ -300,6 +314,23 @@ impl<I: Iterator> Drop for Window<'_, I> {
         for handle in self.in_flight.values() {
             handle.cancel();
         }
+    }
+}
+
+/// Stops a map from another thread ([`Map::stopper`]): it reads no more
+/// inputs, and ends once the tasks it has in flight have finished, even
+/// while its inputs, read in the background, keep it waiting for the next.
+#[derive(Clone)]
+pub struct MapStop {
+    stopped: Arc<AtomicBool>,
+    completions: Arc<Completions>,
+}
+
+impl MapStop {
+    /// Stops the map; its iterator wakes if it waits.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.completions.poke();
     }
 }
 
@@ -354,6 +385,12 @@ where
     pub fn read_ahead(mut self) -> Self {
         self.window.read_ahead = true;
         self
+    }
+
+    /// A handle that stops this map from another thread: on Ctrl-C, say,
+    /// while the map waits for an input that may never come.
+    pub fn stopper(&self) -> MapStop {
+        self.window.stopper()
     }
 
     /// Reads the inputs on a thread of their own, for inputs whose `next`
@@ -452,6 +489,11 @@ where
     pub fn read_ahead(mut self) -> Self {
         self.window.read_ahead = true;
         self
+    }
+
+    /// As [`Map::stopper`].
+    pub fn stopper(&self) -> MapStop {
+        self.window.stopper()
     }
 
     /// As [`Map::background`].
