@@ -4,6 +4,7 @@
 //! person) never keeps a finished result from being handed out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 use crate::sched::completions::Completions;
@@ -25,6 +26,11 @@ pub(crate) enum Source<I: Iterator> {
 
 pub(crate) struct Arrivals<T> {
     incoming: Receiver<T>,
+    /// Inputs sent and not yet taken (below zero for a moment, when the
+    /// map takes one before its thread counts it): the thread pokes the
+    /// map only for an input that finds none waiting, so a fast pipe
+    /// costs no wake-up per input.
+    waiting: Arc<AtomicIsize>,
     ended: bool,
 }
 
@@ -38,7 +44,10 @@ impl<I: Iterator> Source<I> {
                     return Fetch::End;
                 }
                 match arrivals.incoming.try_recv() {
-                    Ok(input) => Fetch::Input(input),
+                    Ok(input) => {
+                        arrivals.waiting.fetch_sub(1, Ordering::SeqCst);
+                        Fetch::Input(input)
+                    }
                     Err(TryRecvError::Empty) => Fetch::NotYet,
                     Err(TryRecvError::Disconnected) => {
                         arrivals.ended = true;
@@ -71,9 +80,9 @@ where
     I::Item: Send + 'static,
 {
     /// Moves the reading to a thread of its own, which reads up to
-    /// `ahead` inputs before the map takes them and announces each to
-    /// `completions`, so that a map waiting for a task to finish wakes for
-    /// an input too. The thread ends with the inputs, or at the first
+    /// `ahead` inputs before the map takes them and announces to
+    /// `completions` each that finds none waiting, so that a map waiting
+    /// for a task to finish wakes for an input too. The thread ends with the inputs, or at the first
     /// input read after the map is dropped.
     pub(crate) fn read_in_background(
         &mut self,
@@ -81,8 +90,10 @@ where
         completions: &Arc<Completions>,
     ) -> std::io::Result<()> {
         let (sender, incoming) = mpsc::sync_channel(ahead.max(1));
+        let waiting = Arc::new(AtomicIsize::new(0));
         let placeholder = Source::Background(Arrivals {
             incoming,
+            waiting: Arc::clone(&waiting),
             ended: false,
         });
         let Source::Here(inputs) = std::mem::replace(self, placeholder) else {
@@ -96,7 +107,12 @@ where
                     if sender.send(input).is_err() {
                         return;
                     }
-                    completions.poke();
+                    // An input that finds others waiting finds the map
+                    // poked already, or busy: it takes them all when it
+                    // next fills.
+                    if waiting.fetch_add(1, Ordering::SeqCst) == 0 {
+                        completions.poke();
+                    }
                 }
                 drop(sender);
                 completions.poke();
