@@ -12,7 +12,7 @@ use crate::data::output::TaskResult;
 use crate::sched::completions::{Completions, Listener};
 use crate::sched::handle::TaskHandle;
 use crate::sched::sizer::{AverageDuration, JobSizer};
-use crate::sched::source::{Fetch, Source};
+use crate::sched::source::Source;
 
 /// Where a map queues its jobs: its task's queue on a local pool or a
 /// cluster.
@@ -200,12 +200,9 @@ where
                 job.push((input, Some(index as u64)));
             } else {
                 while job.len() < length {
-                    let input = match self.inputs.fetch() {
-                        Fetch::Input(input) => input,
-                        Fetch::NotYet | Fetch::End => {
-                            stop = true;
-                            break;
-                        }
+                    let Some(input) = self.inputs.fetch() else {
+                        stop = true;
+                        break;
                     };
                     let input: Input = input.into();
                     let index = self.next_index;

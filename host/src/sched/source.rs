@@ -9,14 +9,6 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 use crate::sched::completions::Completions;
 
-/// What asking for the next input gave.
-pub(crate) enum Fetch<T> {
-    Input(T),
-    /// None has come yet; more may.
-    NotYet,
-    End,
-}
-
 pub(crate) enum Source<I: Iterator> {
     /// Read on the map's thread, each when it is wanted.
     Here(I),
@@ -35,26 +27,24 @@ pub(crate) struct Arrivals<T> {
 }
 
 impl<I: Iterator> Source<I> {
-    /// The next input, if one is at hand: an input read here always is.
-    pub(crate) fn fetch(&mut self) -> Fetch<I::Item> {
+    /// The next input, if one is at hand: an input read here always is,
+    /// while there are any. `None` when there is none for now: whether
+    /// more can come, [`Source::may_come`] says.
+    pub(crate) fn fetch(&mut self) -> Option<I::Item> {
         match self {
-            Source::Here(inputs) => inputs.next().map_or(Fetch::End, Fetch::Input),
-            Source::Background(arrivals) => {
-                if arrivals.ended {
-                    return Fetch::End;
+            Source::Here(inputs) => inputs.next(),
+            Source::Background(arrivals) if arrivals.ended => None,
+            Source::Background(arrivals) => match arrivals.incoming.try_recv() {
+                Ok(input) => {
+                    arrivals.waiting.fetch_sub(1, Ordering::SeqCst);
+                    Some(input)
                 }
-                match arrivals.incoming.try_recv() {
-                    Ok(input) => {
-                        arrivals.waiting.fetch_sub(1, Ordering::SeqCst);
-                        Fetch::Input(input)
-                    }
-                    Err(TryRecvError::Empty) => Fetch::NotYet,
-                    Err(TryRecvError::Disconnected) => {
-                        arrivals.ended = true;
-                        Fetch::End
-                    }
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => {
+                    arrivals.ended = true;
+                    None
                 }
-            }
+            },
         }
     }
 
