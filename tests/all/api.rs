@@ -688,3 +688,31 @@ fn a_stopped_map_ends_while_its_inputs_keep_it_waiting() {
     ended.send(()).unwrap();
     assert!(stopper.join().unwrap(), "the stop ended the waiting map");
 }
+
+#[test]
+fn a_woken_map_calls_on_wake_while_its_inputs_keep_it_waiting() {
+    let pool = pool(1);
+    let task = pool.load(guest("fib")).unwrap();
+    let (feed, inputs) = std::sync::mpsc::channel::<String>();
+    let (woke, wakes) = std::sync::mpsc::channel::<()>();
+    let mut map = pool
+        .map(&task, inputs)
+        .on_wake(move || {
+            let _ = woke.send(());
+        })
+        .background()
+        .unwrap();
+    let stop = map.stopper();
+    // Wakes the map, which has nothing to run and no input: only its hook
+    // can say it woke. Then an input, which the map must still run.
+    let waker = std::thread::spawn(move || {
+        stop.wake();
+        let in_time = wakes.recv_timeout(Duration::from_secs(60)).is_ok();
+        feed.send("10".to_string()).unwrap();
+        in_time
+    });
+    assert_eq!(map.next().unwrap().unwrap().json::<u64>().unwrap(), fib(10));
+    assert!(waker.join().unwrap(), "on_wake ran for the wake");
+    // The feed is gone with its thread: the inputs ended.
+    assert!(map.next().is_none());
+}

@@ -12,6 +12,7 @@ mod inspect;
 mod invoke;
 mod limits;
 mod new;
+mod pipeline;
 mod pipes;
 mod python;
 mod report;

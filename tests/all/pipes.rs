@@ -3,100 +3,24 @@
 //! written, as a producer that waits for each answer does. A late record
 //! fails the test at a deadline rather than hang it.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::process::Command;
 
-use serde_json::Value;
-
+use crate::pipeline::{Pipeline, answers_each_input_before_the_next};
 use crate::support::{fib, guest, wasmpool};
 
-/// Generous: a debug build on a busy machine; the point is an answer
-/// before the next input, not how soon.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Pipeline {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    records: Receiver<String>,
-}
-
-impl Pipeline {
-    fn start(task: &Path, args: &[&str]) -> Pipeline {
-        let mut child = wasmpool()
-            .arg("run")
-            .arg(task)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (lines, records) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Pipeline {
-            child,
-            stdin,
-            records,
-        }
-    }
-
-    fn write(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("the pipe is open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next record, which must come while the pipe stays quiet.
-    fn record(&self) -> Value {
-        let line = self
-            .records
-            .recv_timeout(DEADLINE)
-            .expect("a record before the next input is written");
-        serde_json::from_str(&line).unwrap()
-    }
-
-    /// How the run ended, within the deadline.
-    fn exit(mut self) -> ExitStatus {
-        let (done, status) = channel();
-        let mut child = self.child;
-        std::thread::spawn(move || {
-            let _ = done.send(child.wait().unwrap());
-        });
-        let status = status.recv_timeout(DEADLINE).expect("the run ends");
-        drop(self.stdin.take());
-        status
-    }
-
-    /// Ends the input, then waits for the run to end.
-    fn close(mut self) -> ExitStatus {
-        drop(self.stdin.take());
-        self.exit()
-    }
+/// `wasmpool run TASK ARGS...`, fed by a pipe.
+fn start(task: &Path, args: &[&str]) -> Pipeline {
+    let mut command = wasmpool();
+    command.arg("run").arg(task).args(args);
+    Pipeline::start(command)
 }
 
 /// fib's inputs one at a time through stdin (JSONL), under `args`.
 fn trickle_fib(args: &[&str]) {
     let mut all = vec!["-q", "-j", "2", "--input-file", "-"];
     all.extend(args);
-    let mut run = Pipeline::start(&guest("fib"), &all);
-    for (index, n) in [10u64, 20, 25].into_iter().enumerate() {
-        run.write(&n.to_string());
-        let record = run.record();
-        assert_eq!(record["index"], index);
-        assert_eq!(record["ok"], fib(n));
-    }
-    assert_eq!(run.close().code(), Some(0));
+    answers_each_input_before_the_next(start(&guest("fib"), &all));
 }
 
 #[test]
@@ -111,7 +35,7 @@ fn unordered_each_record_comes_out_before_the_next_input_comes_in() {
 
 #[test]
 fn a_command_programs_lines_trickle_through_too() {
-    let mut run = Pipeline::start(&guest("word-count"), &["-q", "--lines", "-"]);
+    let mut run = start(&guest("word-count"), &["-q", "--lines", "-"]);
     for (index, line) in ["one two", "three"].into_iter().enumerate() {
         run.write(line);
         let record = run.record();
@@ -123,7 +47,7 @@ fn a_command_programs_lines_trickle_through_too() {
 
 #[test]
 fn an_interrupt_while_the_pipe_is_quiet_ends_the_run_at_once() {
-    let mut run = Pipeline::start(&guest("fib"), &["-q", "--input-file", "-"]);
+    let mut run = start(&guest("fib"), &["-q", "--input-file", "-"]);
     run.write("10");
     assert_eq!(run.record()["ok"], fib(10));
     // Nothing more comes, and the pipe stays open: only the signal can
@@ -134,4 +58,26 @@ fn an_interrupt_while_the_pipe_is_quiet_ends_the_run_at_once() {
         .unwrap();
     assert!(status.success());
     assert_eq!(run.exit().code(), Some(130));
+}
+
+/// An input that is no JSON has no task to wait for: its record comes
+/// while the pipe stays quiet, ordered or not, and the run goes on.
+#[test]
+fn an_invalid_input_is_answered_before_the_next_input_comes_in() {
+    for order in [None, Some("--unordered")] {
+        let mut args = vec!["-q", "--input-file", "-"];
+        args.extend(order);
+        let mut run = start(&guest("fib"), &args);
+        run.write("10");
+        assert_eq!(run.record()["ok"], fib(10));
+        run.write("{not json");
+        let refused = run.record();
+        assert_eq!(refused["index"], 1);
+        assert_eq!(refused["error"]["kind"], "invalid-input", "{refused}");
+        run.write("20");
+        let record = run.record();
+        assert_eq!(record["index"], 2);
+        assert_eq!(record["ok"], fib(20));
+        assert_eq!(run.close().code(), Some(1), "a refused input fails the run");
+    }
 }

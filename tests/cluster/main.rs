@@ -7,6 +7,9 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../all/pipeline.rs"]
+mod pipeline;
+
 mod embedded;
 mod mpirun;
 
@@ -15,6 +18,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use pipeline::{Pipeline, answers_each_input_before_the_next};
 use support::{guest, records, run, stderr, tempdir};
 
 /// `mpirun -n RANKS wasmpool run --mpi TASK ARGS...` on this machine alone.
@@ -366,4 +370,53 @@ fn a_python_task_runs_on_a_cluster_as_it_runs_here() {
     assert!(records[1]["error"]["traceback"].is_string());
     assert_eq!(records[3]["error"]["exit_code"], 3);
     assert_eq!(records[8]["error"]["kind"], "memory-limit");
+}
+
+/// Inputs that trickle in through a pipe to `mpirun`, which hands its
+/// stdin to rank 0: each record comes back before the next input is
+/// written, ordered or not, and the end of the input ends the run.
+#[test]
+fn records_flow_out_of_a_cluster_while_the_inputs_trickle_in() {
+    for order in [None, Some("--unordered")] {
+        let mut args = vec!["-q", "--input-file", "-"];
+        args.extend(order);
+        let run = Pipeline::start(mpirun_command(3, &guest("fib"), &args));
+        answers_each_input_before_the_next(run);
+    }
+}
+
+#[test]
+fn a_command_programs_lines_trickle_through_a_cluster_too() {
+    let mut run = Pipeline::start(mpirun_command(
+        3,
+        &guest("word-count"),
+        &["-q", "--lines", "-"],
+    ));
+    for (index, (line, counts)) in [("one two", "1 2 7\n"), ("three", "1 1 5\n")]
+        .into_iter()
+        .enumerate()
+    {
+        run.write(line);
+        let record = run.record();
+        assert_eq!(record["index"], index);
+        assert_eq!(record["ok"], counts, "{record}");
+    }
+    assert_eq!(run.close().code(), Some(0));
+}
+
+/// Ctrl-C while the pipe is quiet goes to `mpirun`, which ends every rank
+/// (OpenMPI does not forward SIGINT) and exits 1: the run ends at once,
+/// with the records of the tasks that finished.
+#[test]
+fn an_interrupt_while_the_pipe_is_quiet_ends_a_cluster_run_at_once() {
+    let args = ["-q", "--input-file", "-"];
+    let mut run = Pipeline::start(mpirun_command(3, &guest("fib"), &args));
+    run.write("10");
+    assert_eq!(run.record()["ok"], 55);
+    let status = Command::new("kill")
+        .args(["-INT", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(run.exit().code(), Some(1));
 }

@@ -44,6 +44,9 @@ struct Ledger {
     /// Inputs that never reach the pool, in input order.
     invalid: VecDeque<Record>,
     next_queued: usize,
+    /// How many results have their record: in input order, the position
+    /// of the next.
+    next_recorded: usize,
     /// Indices that already have a record (`--resume`): not run again.
     recorded: HashSet<u64>,
     skipped: usize,
@@ -59,6 +62,7 @@ impl Ledger {
             queued: FxHashMap::default(),
             invalid: VecDeque::new(),
             next_queued: 0,
+            next_recorded: 0,
             recorded,
             skipped: 0,
             seen: 0,
@@ -122,7 +126,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     // The map's stop, once it runs: a signal ends a map that waits for an
     // input from a quiet pipe.
-    let map_stop: Mutex<Option<MapStop>> = Mutex::new(None);
+    let map_stop: Arc<Mutex<Option<MapStop>>> = Arc::default();
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot listen for SIGINT and SIGTERM")?;
     let signals_handle = signals.handle();
@@ -411,18 +415,44 @@ fn write_records(
     task: &wasmpool::Task,
     ledger: &Arc<Mutex<Ledger>>,
     interrupted: &Arc<AtomicBool>,
-    map_stop: &Mutex<Option<MapStop>>,
+    map_stop: &Arc<Mutex<Option<MapStop>>>,
     live: &RefCell<Live>,
     writer: &mut RecordWriter<'_>,
 ) -> anyhow::Result<()> {
     // After a signal no new input is read; what was read and not run has no
     // record, so that --resume runs it.
+    // An input refused (invalid JSON, say) has no task to wait for: the
+    // map is woken to write its record now, not with the next result.
     let queue = {
         let (ledger, interrupted) = (Arc::clone(ledger), Arc::clone(interrupted));
+        let map_stop = Arc::clone(map_stop);
         inputs
             .take_while(move |_| !interrupted.load(Ordering::SeqCst))
-            .filter_map(move |input| lock(&ledger).admit(input))
+            .filter_map(move |input| {
+                let admitted = lock(&ledger).admit(input);
+                if admitted.is_none()
+                    && let Some(stop) = lock(&map_stop).as_ref()
+                {
+                    stop.wake();
+                }
+                admitted
+            })
     };
+    let writer = RefCell::new(writer);
+    // The first failure to write in `on_wake`, which cannot return it.
+    let wake_failed = RefCell::new(None);
+    let on_wake = || {
+        let mut ledger = lock(ledger);
+        let before = if args.unordered {
+            usize::MAX
+        } else {
+            ledger.next_to_record()
+        };
+        if let Err(error) = writer.borrow_mut().write_invalid(&mut ledger, before) {
+            wake_failed.borrow_mut().get_or_insert(error);
+        }
+    };
+    let wake_failure = || wake_failed.borrow_mut().take().map_or(Ok(()), Err);
     let keep = |result: &TaskResult| {
         !(interrupted.load(Ordering::SeqCst)
             && matches!(result, Err(error) if error.kind() == ErrorKind::Cancelled))
@@ -439,14 +469,16 @@ fn write_records(
             });
     let started = |stop: MapStop| {
         *lock(map_stop) = Some(stop.clone());
-        // A signal before the map ran found no map to stop.
+        // A signal before the map ran found no map to stop, an input
+        // refused none to wake.
         if interrupted.load(Ordering::SeqCst) {
             stop.stop();
         }
+        stop.wake();
     };
     let cannot_read = "cannot start the thread that reads the inputs";
     if args.unordered {
-        let mut results = pool.map_unordered(task, queue);
+        let mut results = pool.map_unordered(task, queue).on_wake(on_wake);
         if at_hand {
             results = results.read_ahead();
         } else {
@@ -454,15 +486,20 @@ fn write_records(
         }
         started(results.stopper());
         for (position, result) in results {
+            wake_failure()?;
             live.borrow_mut().task_done(&result);
+            let mut writer = writer.borrow_mut();
             writer.write_invalid(&mut lock(ledger), usize::MAX)?;
             let record = lock(ledger).record(position, &result);
             writer.write_if(keep(&result), &record)?;
         }
     } else {
-        let mut results = pool.map(task, queue).on_complete(|_, result| {
-            live.borrow_mut().task_done(result);
-        });
+        let mut results = pool
+            .map(task, queue)
+            .on_complete(|_, result| {
+                live.borrow_mut().task_done(result);
+            })
+            .on_wake(on_wake);
         if at_hand {
             results = results.read_ahead();
         } else {
@@ -470,12 +507,17 @@ fn write_records(
         }
         started(results.stopper());
         for (position, result) in results.enumerate() {
+            wake_failure()?;
             let record = lock(ledger).record(position, &result);
+            let mut writer = writer.borrow_mut();
             writer.write_invalid(&mut lock(ledger), record.index)?;
             writer.write_if(keep(&result), &record)?;
         }
     }
-    writer.write_invalid(&mut lock(ledger), usize::MAX)
+    wake_failure()?;
+    writer
+        .borrow_mut()
+        .write_invalid(&mut lock(ledger), usize::MAX)
 }
 
 impl Ledger {
@@ -514,7 +556,17 @@ impl Ledger {
         }
     }
 
+    /// In input order, the index of the next input whose record is to be
+    /// written, if it is queued: no invalid input's record may come
+    /// before that one's.
+    fn next_to_record(&self) -> usize {
+        self.queued
+            .get(&self.next_recorded)
+            .map_or(usize::MAX, |&(index, _, _)| index)
+    }
+
     fn record(&mut self, position: usize, result: &TaskResult) -> Record {
+        self.next_recorded += 1;
         let (index, line, input) = self
             .queued
             .remove(&position)

@@ -49,6 +49,8 @@ impl<Q: JobQueue + ?Sized> JobQueue for &Q {
 
 type OnComplete<'p> = Box<dyn FnMut(usize, &TaskResult) + 'p>;
 
+type OnWake<'p> = Box<dyn FnMut() + 'p>;
+
 /// A finished job's results, each moved out only when its turn comes.
 type Results = std::vec::IntoIter<TaskResult>;
 
@@ -84,6 +86,7 @@ struct Window<'p, I: Iterator> {
     /// Set by a [`MapStop`]: no more inputs are read.
     stopped: Arc<AtomicBool>,
     on_complete: Option<OnComplete<'p>>,
+    on_wake: Option<OnWake<'p>>,
     sizer: JobSizer,
 }
 
@@ -114,6 +117,7 @@ where
             announced: VecDeque::new(),
             stopped: Arc::default(),
             on_complete: None,
+            on_wake: None,
             sizer: JobSizer::starting_at(start),
             paced: start.is_some(),
             read_ahead: false,
@@ -251,6 +255,14 @@ where
         )
     }
 
+    /// After a wake-up without a completion: an input came in the
+    /// background, the inputs ended, or a [`MapStop`] woke the map.
+    fn woken(&mut self) {
+        if let Some(on_wake) = self.on_wake.as_mut() {
+            on_wake();
+        }
+    }
+
     /// The next job to finish among indices below `bound`, in completion
     /// order, with the index of its first input; `None` when the inputs are
     /// exhausted and all have finished. Its results stay in the job's
@@ -273,6 +285,7 @@ where
                 // Nothing in flight and no input at hand: sleep until one
                 // comes (or the inputs end), which pokes.
                 self.completions.gather(1, None, &mut self.announced);
+                self.woken();
                 continue;
             }
             if self.announced.is_empty() {
@@ -282,6 +295,7 @@ where
             }
             // Without a completion, the gather was woken by an input.
             let Some(first) = self.announced.pop_front() else {
+                self.woken();
                 continue;
             };
             let handle = self
@@ -329,6 +343,13 @@ impl MapStop {
         self.stopped.store(true, Ordering::SeqCst);
         self.completions.poke();
     }
+
+    /// Wakes the map's iterator, at once if it waits, else the next time
+    /// it would, to call its [`Map::on_wake`] hook: for news the hook
+    /// hands out that is not a task's result.
+    pub fn wake(&self) {
+        self.completions.poke();
+    }
 }
 
 /// The results of [`Executor::map`](crate::Executor::map), in input order.
@@ -370,6 +391,17 @@ where
     /// It runs on the thread that iterates, during `next`.
     pub fn on_complete(mut self, on_complete: impl FnMut(usize, &TaskResult) + 'p) -> Self {
         self.window.on_complete = Some(Box::new(on_complete));
+        self
+    }
+
+    /// Calls `on_wake()` each time the map, waiting in `next`, wakes
+    /// without a result: when an input read in the background comes, when
+    /// the inputs end, and on [`MapStop::wake`]. The CLI writes there the
+    /// record of an input it refused, which has no task to wait for.
+    ///
+    /// It runs on the thread that iterates, during `next`.
+    pub fn on_wake(mut self, on_wake: impl FnMut() + 'p) -> Self {
+        self.window.on_wake = Some(Box::new(on_wake));
         self
     }
 
@@ -480,6 +512,12 @@ where
             window: Window::new(queue, pace, inputs, limit),
             current: (0, Vec::new().into_iter()),
         }
+    }
+
+    /// As [`Map::on_wake`].
+    pub fn on_wake(mut self, on_wake: impl FnMut() + 'p) -> Self {
+        self.window.on_wake = Some(Box::new(on_wake));
+        self
     }
 
     /// As [`Map::read_ahead`].
