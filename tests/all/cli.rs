@@ -316,6 +316,34 @@ fn on_a_terminal_each_tasks_output_and_progress_show_as_it_runs() {
 }
 
 #[test]
+fn on_a_terminal_inputs_from_a_pipe_show_a_bar_without_a_total() {
+    let out = tempdir("cli-tty-pipe").join("records.jsonl");
+    let command = format!(
+        "echo 7 | '{}' run '{}' --input-file - --output '{}'",
+        env!("CARGO_BIN_EXE_wasmpool"),
+        guest("really-hard-task").display(),
+        out.display()
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1)");
+    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(on_terminal.status.success(), "{shown}");
+    // A pipe's inputs cannot be counted up front: done so far, failed,
+    // running and the rate, with no total and no time left.
+    assert!(
+        shown.contains(" done, 0 failed, 1 running (50%)"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("/1 done") && !shown.contains("ETA"),
+        "{shown}"
+    );
+    assert!(shown.contains("1 task: 1 ok"), "{shown}");
+}
+
+#[test]
 fn records_carry_each_tasks_metrics() {
     let fib = guest("fib");
     let run_fib = || {
