@@ -50,6 +50,7 @@ fuzz_target!(
         // JSONL: one input per line that is not blank, numbered without
         // gaps; a record of each valid one, its input as written, resumes.
         let mut records = String::new();
+        let mut digests = Vec::new();
         let mut count = 0;
         let mut last_line = 0;
         for (expected, input) in inputs::jsonl_of(Cursor::new(data.to_vec())).enumerate() {
@@ -60,14 +61,19 @@ fuzz_target!(
             match &input.value {
                 Ok(value) => {
                     records.push_str(&format!("{{\"index\":{},\"input\":{}}}\n", input.index, value.get()));
+                    digests.push((input.index as u64, resume::input_digest(value.get())));
                 }
                 Err(invalid) => assert!(invalid.reason.starts_with(&format!("line {line} "))),
             }
             count += 1;
         }
         assert!(count <= lines);
-        let resumed = resume::indices_in(records.as_bytes()).expect("the records of valid inputs resume");
+        let resumed = resume::records_in(records.as_bytes()).expect("the records of valid inputs resume");
         assert_eq!(resumed.len(), records.lines().count());
+        // Each record's input reads back as the input it was written from.
+        for (index, digest) in digests {
+            assert_eq!(resumed[&index], digest);
+        }
 
         // --inputs: a JSON array, element by element.
         if let Ok(text) = std::str::from_utf8(data) {
@@ -85,7 +91,7 @@ fuzz_target!(
         let whole = resume::whole_lines(data);
         assert!(whole == 0 || data[whole - 1] == b'\n');
         assert!(!data[whole..].contains(&b'\n'));
-        match resume::indices_in(&data[..whole]) {
+        match resume::records_in(&data[..whole]) {
             Ok(indices) => assert!(indices.len() <= lines),
             Err(number) => assert!(number >= 1 && number <= lines),
         }

@@ -177,6 +177,50 @@ fn a_run_whose_inputs_are_beyond_a_double_resumes() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
 }
 
+/// A records file holds each input as its record's `input`: resuming it
+/// with other inputs (another file, an edited one) is refused, naming the
+/// first index that differs, and the file is left as it was; the same
+/// inputs, an invalid line and more inputs among them, resume.
+#[test]
+fn resuming_with_other_inputs_is_refused_naming_the_first_that_differs() {
+    let dir = tempdir("cli-resume-other-inputs");
+    let out = dir.join("results.jsonl");
+    let run_on = |name: &str, lines: &str| {
+        let input = dir.join(name);
+        std::fs::write(&input, lines).unwrap();
+        let args = ["-q", "--input-file", input.to_str().unwrap()];
+        run(
+            &guest("fib"),
+            &[&args[..], &["-o", out.to_str().unwrap(), "--resume"]].concat(),
+        )
+    };
+    let first = run_on("first.jsonl", "1\n2\n{oops\n3\n");
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let written = std::fs::read_to_string(&out).unwrap();
+
+    let other = run_on("other.jsonl", "1\n2\n{oops\n4\n5\n");
+    assert_refused(
+        &other,
+        "input 3 (line 4) is not the input recorded for index 3",
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+    let edited = run_on("edited.jsonl", "1\n2\n{oops!\n3\n");
+    assert_refused(
+        &edited,
+        "input 2 (line 3) is not the input recorded for index 2",
+    );
+
+    let more = run_on("more.jsonl", "1\n2\n{oops\n3\n4\n");
+    assert_eq!(more.status.code(), Some(0), "{}", stderr(&more));
+    let records = records(std::fs::read(&out).unwrap().as_slice());
+    let indices: Vec<u64> = records
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    assert_eq!(records[4]["ok"], fib(4));
+}
+
 /// `wasmpool run ... | head -1`: once the reader has gone, the run ends
 /// quietly with 0, as Unix filters do, not with a write error.
 #[test]

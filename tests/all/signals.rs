@@ -76,6 +76,12 @@ fn interrupt_then_resume(signal: &str) {
         (partial.len() as u64) < INPUTS,
         "the run finished before the signal"
     );
+    // What --resume will run, counted: every input without a record.
+    let without = format!(
+        "{} of the {INPUTS} inputs have no record",
+        INPUTS as usize - partial.len()
+    );
+    assert!(stderr.contains(&without), "{stderr}");
     assert!(partial.iter().all(|record| record["ok"] == fib(N)));
 
     let resumed = start(&output, true).wait_with_output().unwrap();

@@ -1,18 +1,40 @@
-//! `--resume`: which inputs already have a record in the output file.
+//! `--resume`: which inputs already have a record in the output file, and
+//! what each of those inputs was.
 
-use std::collections::HashSet;
 use std::fs::OpenOptions;
+use std::hash::BuildHasher;
 use std::path::Path;
 
 use anyhow::Context;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde_json::value::RawValue;
 
-/// The indices recorded in `path` (none if it does not exist). A last line
+/// The records of a file: by index, a digest of the input's JSON text as
+/// the record holds it ([`NO_INPUT`] for a record without one), for
+/// telling a resumed run's inputs from another run's. Sixteen bytes a
+/// record, hashed without SipHash: resuming a million records costs 2%
+/// more time than the check of indices alone did (BENCHMARKS.md).
+pub(crate) type Recorded = FxHashMap<u64, u64>;
+
+/// The digest of a record without an input: never an input's.
+pub(crate) const NO_INPUT: u64 = 0;
+
+/// The digest [`Recorded`] keeps of an input's JSON text: the same text,
+/// the same digest. A check against mistakes (another file, an edited
+/// line), not against an adversary who writes the records file.
+pub(crate) fn input_digest(text: &str) -> u64 {
+    FxBuildHasher.hash_one(text) | 1
+}
+
+/// The records in `path` (none if it does not exist). A last line
 /// cut short, by a kill in the middle of a write, is cut off the file so
 /// that appending goes on from a whole line.
-pub(crate) fn recorded_indices(path: &Path) -> anyhow::Result<HashSet<u64>> {
+pub(crate) fn recorded_inputs(path: &Path) -> anyhow::Result<Recorded> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Recorded::default());
+        }
         Err(error) => {
             return Err(error).with_context(|| format!("cannot read {} to resume", path.display()));
         }
@@ -25,7 +47,7 @@ pub(crate) fn recorded_indices(path: &Path) -> anyhow::Result<HashSet<u64>> {
             .and_then(|file| file.set_len(whole as u64))
             .with_context(|| format!("cannot cut the partial last line of {}", path.display()))?;
     }
-    indices_in(&bytes[..whole]).map_err(|number| {
+    records_in(&bytes[..whole]).map_err(|number| {
         anyhow::anyhow!(
             "line {number} of {} is not a wasmpool record: cannot resume from this file",
             path.display()
@@ -33,12 +55,22 @@ pub(crate) fn recorded_indices(path: &Path) -> anyhow::Result<HashSet<u64>> {
     })
 }
 
-/// What `--resume` reads of a record: its index. The rest is skipped
-/// unread, so that any input a run accepted (a number beyond `f64`'s range
-/// among them, kept as written) resumes.
+/// What `--resume` reads of a record: its index and its input's text, as
+/// written. The rest is skipped unread, so that any input a run accepted
+/// (a number beyond `f64`'s range among them, kept as written) resumes.
 #[derive(serde::Deserialize)]
-struct Recorded {
+struct Record<'a> {
     index: u64,
+    /// `None` only when the field is missing: an input of `null` is one.
+    #[serde(borrow, default, deserialize_with = "present")]
+    input: Option<&'a RawValue>,
+}
+
+/// A field that is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
 }
 
 /// How many of `bytes` are whole lines: a last line without its newline
@@ -50,20 +82,23 @@ pub(crate) fn whole_lines(bytes: &[u8]) -> usize {
         .map_or(0, |end| end + 1)
 }
 
-/// The indices of the records in `whole` (whole lines), or the 1-based
-/// number of the first line that is not a record.
-pub(crate) fn indices_in(whole: &[u8]) -> Result<HashSet<u64>, usize> {
-    let mut indices = HashSet::new();
+/// The records in `whole` (whole lines), or the 1-based number of the
+/// first line that is not a record.
+pub(crate) fn records_in(whole: &[u8]) -> Result<Recorded, usize> {
+    let mut records = Recorded::default();
     for (number, line) in whole.split(|&byte| byte == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Recorded>(line) {
+        match serde_json::from_slice::<Record<'_>>(line) {
             Ok(record) => {
-                indices.insert(record.index);
+                let digest = record
+                    .input
+                    .map_or(NO_INPUT, |input| input_digest(input.get()));
+                records.insert(record.index, digest);
             }
             Err(_) => return Err(number + 1),
         }
     }
-    Ok(indices)
+    Ok(records)
 }

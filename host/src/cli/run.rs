@@ -2,7 +2,7 @@
 //! with the tasks' output shown live on a terminal and a summary at the end.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
@@ -48,7 +48,10 @@ struct Ledger {
     /// of the next.
     next_recorded: usize,
     /// Indices that already have a record (`--resume`): not run again.
-    recorded: HashSet<u64>,
+    recorded: resume::Recorded,
+    /// The first input that is not the one its index's record holds
+    /// (index and line): the records are another run's, and the run stops.
+    differs: Option<(usize, Option<usize>)>,
     skipped: usize,
     seen: usize,
     /// Inputs and outputs are text (a command program's stdin and stdout).
@@ -56,7 +59,7 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn new(started: Instant, recorded: HashSet<u64>, text_io: bool) -> Ledger {
+    fn new(started: Instant, recorded: resume::Recorded, text_io: bool) -> Ledger {
         Ledger {
             started,
             queued: FxHashMap::default(),
@@ -64,6 +67,7 @@ impl Ledger {
             next_queued: 0,
             next_recorded: 0,
             recorded,
+            differs: None,
             skipped: 0,
             seen: 0,
             text_io,
@@ -107,8 +111,8 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let task_path = super::task_file(&args.task, &python)?;
     let inputs = read_inputs(args)?;
     let recorded = match (&args.output, args.resume) {
-        (Some(path), true) => resume::recorded_indices(path)?,
-        _ => HashSet::new(),
+        (Some(path), true) => resume::recorded_inputs(path)?,
+        _ => resume::Recorded::default(),
     };
     let task = pool.load_with(&task_path, &load_options(args))?;
     let output = BlockWriter::new(open_output(args)?);
@@ -192,9 +196,17 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         flushed => flushed?,
     }
     let ledger = lock(&ledger);
+    if let (Some((index, line)), Some(path)) = (ledger.differs, &args.output) {
+        let line = line.map_or(String::new(), |line| format!(" (line {line})"));
+        anyhow::bail!(
+            "--resume: input {index}{line} is not the input recorded for index {index} in {}: \
+             its records are another run's; resume with that run's inputs, or write to a new --output",
+            path.display()
+        );
+    }
     summary.resumed_skipped = ledger.skipped;
     summary.interrupted = interrupted.load(Ordering::SeqCst);
-    conclude(args, &summary, &ledger, unrecorded)
+    conclude(args, &summary, &ledger, total, unrecorded)
 }
 
 /// The inputs, from whichever source the arguments name.
@@ -275,6 +287,7 @@ fn conclude(
     args: &RunArgs,
     summary: &Summary,
     ledger: &Ledger,
+    total: Option<u64>,
     unrecorded: usize,
 ) -> anyhow::Result<u8> {
     if let Some(path) = &args.summary_json {
@@ -292,8 +305,22 @@ fn conclude(
         eprintln!("{summary}");
     }
     if summary.interrupted {
+        // What --resume will run: inputs read without a record (tasks
+        // stopped, queued or not yet queued), and those not read.
+        let recorded = ledger.skipped + summary.ok + summary.failed;
+        let without = match total {
+            Some(total) => format!(
+                "{} of the {total} inputs have no record",
+                (total as usize).saturating_sub(recorded)
+            ),
+            None => format!(
+                "{} inputs read have no record, nor have those after input {}",
+                ledger.seen.saturating_sub(recorded),
+                ledger.seen.saturating_sub(1)
+            ),
+        };
         eprintln!(
-            "wasmpool: interrupted: {unrecorded} unfinished tasks were not recorded; \
+            "wasmpool: interrupted: {without} ({unrecorded} tasks stopped unfinished); \
              run again with --resume to finish"
         );
         return Ok(EXIT_INTERRUPTED);
@@ -423,20 +450,28 @@ fn write_records(
     // record, so that --resume runs it.
     // An input refused (invalid JSON, say) has no task to wait for: the
     // map is woken to write its record now, not with the next result.
+    // An input that is not the one recorded for its index (--resume) ends
+    // the inputs.
     let queue = {
         let (ledger, interrupted) = (Arc::clone(ledger), Arc::clone(interrupted));
         let map_stop = Arc::clone(map_stop);
         inputs
             .take_while(move |_| !interrupted.load(Ordering::SeqCst))
-            .filter_map(move |input| {
-                let admitted = lock(&ledger).admit(input);
+            .map_while(move |input| {
+                let mut ledger = lock(&ledger);
+                let admitted = ledger.admit(input);
+                if ledger.differs.is_some() {
+                    return None;
+                }
+                drop(ledger);
                 if admitted.is_none()
                     && let Some(stop) = lock(&map_stop).as_ref()
                 {
                     stop.wake();
                 }
-                admitted
+                Some(admitted)
             })
+            .flatten()
     };
     let writer = RefCell::new(writer);
     // The first failure to write in `on_wake`, which cannot return it.
@@ -525,8 +560,17 @@ impl Ledger {
     /// invalid one waits for its record, a recorded one is skipped.
     fn admit(&mut self, input: Input) -> Option<wasmpool::Input> {
         self.seen += 1;
-        if self.recorded.contains(&(input.index as u64)) {
-            self.skipped += 1;
+        if let Some(&digest) = self.recorded.get(&(input.index as u64)) {
+            // The text its record would hold.
+            let text = match &input.value {
+                Ok(value) => resume::input_digest(value.get()),
+                Err(invalid) => resume::input_digest(inputs::raw(&invalid.text).get()),
+            };
+            if digest != resume::NO_INPUT && digest != text {
+                self.differs.get_or_insert((input.index, input.line));
+            } else {
+                self.skipped += 1;
+            }
             return None;
         }
         match input.value {
