@@ -716,3 +716,36 @@ fn a_woken_map_calls_on_wake_while_its_inputs_keep_it_waiting() {
     // The feed is gone with its thread: the inputs ended.
     assert!(map.next().is_none());
 }
+
+/// The README's example of the library under tokio: one task submitted
+/// and waited for, then many gathered as they finish.
+#[test]
+fn the_readmes_tokio_example_gathers_results_as_they_finish() {
+    use std::sync::Arc;
+    use wasmpool::TaskResult;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let gathered = runtime.block_on(async {
+        let pool = Arc::new(pool(2));
+        let task = pool.load(guest("fib")).unwrap();
+        let handle = pool.submit(&task, "10").unwrap();
+        let result: TaskResult = handle.wait();
+        assert_eq!(result.unwrap().json::<u64>().unwrap(), fib(10));
+
+        let mut running = tokio::task::JoinSet::new();
+        for n in 20..30u64 {
+            running.spawn(pool.submit(&task, n.to_string()).unwrap());
+        }
+        let mut values = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            values.push(joined.unwrap().unwrap().json::<u64>().unwrap());
+        }
+        values
+    });
+    let mut sorted = gathered.clone();
+    sorted.sort();
+    assert_eq!(sorted, (20..30).map(fib).collect::<Vec<_>>());
+}

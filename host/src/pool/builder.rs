@@ -131,7 +131,7 @@ impl PoolBuilder {
         self
     }
 
-    /// The default limits of every task ([`Input::limits`] overrides them).
+    /// The default limits of every task ([`Input::limits`](crate::Input::limits) overrides them).
     pub fn limits(mut self, limits: Limits) -> PoolBuilder {
         self.limits = limits;
         self
@@ -209,7 +209,7 @@ impl PoolBuilder {
 
     /// Whether running wasm can be stopped; on by default.
     ///
-    /// Time-outs, [`TaskHandle::cancel`] of a running task and
+    /// Time-outs, [`TaskHandle::cancel`](crate::TaskHandle::cancel) of a running task and
     /// [`Pool::shutdown_now`] stop wasm at epoch checks compiled into every
     /// loop and function entry, which cost CPU-bound code about 20-30%. A
     /// pool built with `interruptible(false)` compiles without them: such

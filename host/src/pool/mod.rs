@@ -142,6 +142,12 @@ impl Pool {
     }
 
     /// Queues one run of `task` on `input` and returns its handle at once.
+    /// The input's bytes reach the task as they are: what they mean, and
+    /// whether they are valid, is the task's to say (`"not json"` to a task
+    /// that reads JSON fails in the task, as [`ErrorKind::GuestError`]).
+    /// The CLI checks its JSON before any task runs; a function called
+    /// through [`LoadOptions::invoke`](crate::LoadOptions::invoke) has its
+    /// JSON arguments checked here, as [`ErrorKind::InvalidInput`].
     ///
     /// Fails, handing the input back, only once the pool is shut down.
     pub fn submit(
