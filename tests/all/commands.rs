@@ -152,3 +152,52 @@ fn arguments_are_refused_for_a_task_component() {
     let output = run(&guest("fib"), &["--inputs", "[3]", "--args-template", "{}"]);
     crate::support::assert_refused(&output, "are for WASI command programs");
 }
+
+#[test]
+fn arguments_after_a_double_dash_go_to_the_program() {
+    let shout = c_program("shout");
+    // With a `{}`, they are the template; the input fills it.
+    let templated = run(
+        &shout,
+        &["--inputs", r#"["big cat"]"#, "--", "-v", "{}", "--loud"],
+    );
+    assert_eq!(templated.status.code(), Some(0), "{}", stderr(&templated));
+    assert_eq!(ok(&records(&templated.stdout)[0]), "-V BIG CAT --LOUD\n");
+    // Without, every run gets them as they are.
+    let fixed = run(&shout, &["--inputs", r#"["x"]"#, "--", "fixed", "words"]);
+    assert_eq!(ok(&records(&fixed.stdout)[0]), "FIXED WORDS\n");
+    // Not two templates at once.
+    let both = run(
+        &shout,
+        &["--inputs", "[1]", "--args-template", "{}", "--", "{}"],
+    );
+    crate::support::assert_refused(&both, "two arguments templates");
+}
+
+#[test]
+fn a_template_quotes_a_word_with_spaces_as_a_shell_does() {
+    let dir = tempdir("commands-quoted");
+    std::fs::write(dir.join("my note.txt"), "spaced out").unwrap();
+    let grant = format!("{}::/data", dir.display());
+    let shout = c_program("shout");
+    // One argument `@/data/my note.txt`, not `@/data/my` and `note.txt`;
+    // the double space inside the quotes stays.
+    let quoted = run(
+        &shout,
+        &[
+            "--inputs",
+            r#"["x"]"#,
+            "--dir",
+            &grant,
+            "--args-template",
+            r#""@/data/my note.txt" "a  b" {}"#,
+        ],
+    );
+    assert_eq!(quoted.status.code(), Some(0), "{}", stderr(&quoted));
+    assert_eq!(ok(&records(&quoted.stdout)[0]), "SPACED OUT A  B X\n");
+    let unclosed = run(
+        &shout,
+        &["--inputs", "[1]", "--args-template", "say 'oops {}"],
+    );
+    crate::support::assert_refused(&unclosed, "' is not closed");
+}

@@ -283,10 +283,11 @@ pub(crate) struct RunArgs {
     invoke: Option<String>,
 
     /// For a WASI command program: pass each input in its arguments instead
-    /// of on stdin. The template is split into words at spaces; `{}` in a
-    /// word is replaced by the input's text (e.g. --args-template '--n {}').
-    #[arg(long, value_name = "TEMPLATE", help_heading = "Programs")]
-    args_template: Option<String>,
+    /// of on stdin. The template is split into words as a shell splits them
+    /// (quotes keep spaces: '"two words" {}'); `{}` in a word is replaced by
+    /// the input's text (e.g. --args-template '--n {}').
+    #[arg(long, value_name = "TEMPLATE", value_parser = units::shell_words, help_heading = "Programs")]
+    args_template: Option<units::Words>,
 
     /// For a WASI command program: append ARG to the arguments of every run
     /// (after the template's). Repeatable.
@@ -297,6 +298,13 @@ pub(crate) struct RunArgs {
         help_heading = "Programs"
     )]
     args: Vec<String>,
+
+    /// For a WASI command program: its arguments, after `--`, as wasmtime
+    /// takes them (`wasmpool run prog.wasm --lines files.txt -- -v {}`).
+    /// With a `{}` among them they are the arguments template; without,
+    /// every run gets them and its input on stdin.
+    #[arg(last = true, value_name = "PROGRAM_ARGS")]
+    program_args: Vec<String>,
 
     /// Run on an MPI cluster, under `mpirun -n N` (N >= 2): rank 0 reads the
     /// inputs and writes the records, every other rank runs tasks on all its

@@ -77,6 +77,11 @@ impl Ledger {
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     wasmpool::keep_to_small_pages();
+    if args.args_template.is_some() && args.program_args.iter().any(|arg| arg.contains("{}")) {
+        anyhow::bail!(
+            "two arguments templates: give it with --args-template or after --, not both"
+        );
+    }
     let builder = builder(&args)?;
     if args.mpi {
         return run_on_cluster(args, builder);
@@ -350,10 +355,18 @@ fn load_options(args: &RunArgs) -> LoadOptions {
     if let Some(name) = &args.invoke {
         options = options.invoke(name);
     }
+    let templated = args.program_args.iter().any(|arg| arg.contains("{}"));
     if let Some(template) = &args.args_template {
-        options = options.args_template(template.split_whitespace());
+        options = options.args_template(template.0.iter().cloned());
+    } else if templated {
+        options = options.args_template(args.program_args.iter().cloned());
     }
-    for arg in &args.args {
+    let fixed = if templated {
+        &[][..]
+    } else {
+        &args.program_args[..]
+    };
+    for arg in fixed.iter().chain(&args.args) {
         options = options.arg(arg);
     }
     options

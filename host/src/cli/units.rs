@@ -65,6 +65,57 @@ pub(crate) fn dir_grant(text: &str) -> Result<(PathBuf, String), String> {
     Ok((PathBuf::from(host), guest.to_string()))
 }
 
+/// A template's words, split as a POSIX shell splits them, without
+/// expansions: at unquoted blanks; `'...'` keeps everything, `"..."` all
+/// but `\"` and `\\`; a backslash outside quotes keeps the next
+/// character.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Words(pub(crate) Vec<String>);
+
+pub(crate) fn shell_words(text: &str) -> Result<Words, String> {
+    let mut words = Vec::new();
+    // The word being read, if one has begun (`''` is a word, empty).
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a ' is not closed".to_string()),
+                    }
+                }
+            }
+            '"' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => word.push(c),
+                            Some(c) => word.extend(['\\', c]),
+                            None => return Err("a \" is not closed".to_string()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a \" is not closed".to_string()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err("a \\ ends the template: quote it".to_string()),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(Words(words))
+}
+
 fn split_unit(text: &str) -> (&str, &str) {
     let text = text.trim();
     let split = text
@@ -76,6 +127,31 @@ fn split_unit(text: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_split_into_words_as_a_shell_splits_them() {
+        let split = |text: &str| shell_words(text).map(|words| words.0);
+        assert_eq!(split("say {} twice").unwrap(), ["say", "{}", "twice"]);
+        assert_eq!(split("  -v   {} ").unwrap(), ["-v", "{}"]);
+        assert_eq!(
+            split(r#"grep "two words" {}"#).unwrap(),
+            ["grep", "two words", "{}"]
+        );
+        assert_eq!(split("'it''s' x").unwrap(), ["its", "x"]);
+        assert_eq!(
+            split(r#"a\ b "q\"x\\" 'no\esc'"#).unwrap(),
+            ["a b", r#"q"x\"#, r"no\esc"]
+        );
+        assert_eq!(split("'' {}").unwrap(), ["", "{}"]);
+        assert_eq!(split("").unwrap(), Vec::<String>::new());
+        assert!(split("say 'oops").unwrap_err().contains("' is not closed"));
+        assert!(
+            split("say \"oops")
+                .unwrap_err()
+                .contains("\" is not closed")
+        );
+        assert!(split("end\\").is_err());
+    }
 
     #[test]
     fn durations() {
