@@ -435,6 +435,10 @@ fn the_summary_counts_each_kind_and_can_be_written_as_json() {
             r#"["ok", "panic", "panic", "error", "ok"]"#,
             "--summary-json",
             path.to_str().unwrap(),
+            "--dir",
+            "/tmp::/scratch",
+            "--env",
+            "LANG=C",
         ],
     );
     assert_eq!(output.status.code(), Some(1));
@@ -450,6 +454,14 @@ fn the_summary_counts_each_kind_and_can_be_written_as_json() {
     assert_eq!(summary["failed_by_kind"]["guest-error"], 1);
     assert!(summary["tasks_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(summary["interrupted"], false);
+    // What the tasks could see: for a task that failed to open a file.
+    assert_eq!(
+        summary["grants"],
+        serde_json::json!({
+            "dirs": [{"host": "/tmp", "guest": "/scratch", "writable": false}],
+            "env": ["LANG"],
+        })
+    );
 }
 
 #[test]

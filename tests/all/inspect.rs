@@ -78,3 +78,33 @@ fn tells_tasks_commands_and_modules_apart() {
     let output = wasmpool().arg("inspect").arg(&text).output().unwrap();
     assert_refused(&output, "not a WebAssembly file");
 }
+
+/// `inspect` says what a file may reach for under `wasmpool run`, and
+/// where a path outside the grants goes.
+#[test]
+fn says_what_a_task_can_see() {
+    let probe = inspect(&guest("sandbox-probe"));
+    assert_eq!(probe["opens_files"], true, "{probe}");
+    assert_eq!(probe["uses_sockets"], true, "{probe}");
+    let fib = inspect(&guest("fib"));
+    assert_eq!(
+        (fib["opens_files"].clone(), fib["uses_sockets"].clone()),
+        (false.into(), false.into())
+    );
+
+    let output = wasmpool()
+        .arg("inspect")
+        .arg(guest("sandbox-probe"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("what it sees under wasmpool run:"), "{text}");
+    assert!(
+        text.contains("only the directories given with --dir"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"No such file or directory\" for an absolute one"),
+        "{text}"
+    );
+}

@@ -262,7 +262,10 @@ pub(crate) struct RunArgs {
     explicit_bounds_checks: bool,
 
     /// Let tasks read the host directory HOST_DIR, seen at GUEST_DIR (default:
-    /// the same path). Repeatable. Tasks see no file otherwise.
+    /// the same path). Repeatable. Tasks see no file otherwise: a path
+    /// outside the granted directories fails in the task, as "No such file
+    /// or directory" (absolute) or "Operation not permitted" (climbing out
+    /// with ..); the summary JSON lists the grants.
     #[arg(long, value_name = "HOST_DIR[::GUEST_DIR]", value_parser = units::dir_grant, help_heading = "Sandbox")]
     dir: Vec<(PathBuf, String)>,
 
@@ -378,6 +381,16 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         .iter()
         .map(|memory| serde_json::json!({"minimum": memory.minimum, "maximum": memory.maximum}))
         .collect();
+    // What a file imports says what it may reach for; the sandbox says
+    // what it finds.
+    let opens_files = found
+        .imports
+        .iter()
+        .any(|import| import.starts_with("wasi:filesystem") || import.ends_with("::path_open"));
+    let uses_sockets = found
+        .imports
+        .iter()
+        .any(|import| import.starts_with("wasi:sockets") || import.contains("::sock_"));
     if args.json {
         let report = serde_json::json!({
             "file": path,
@@ -389,6 +402,8 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
             "exports": found.exports,
             "functions": found.functions,
             "memories": memories,
+            "opens_files": opens_files,
+            "uses_sockets": uses_sockets,
         });
         println!("{report}");
         return Ok(());
@@ -420,6 +435,24 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
             None => println!("  {} bytes, growing to 4 GiB at most", memory.minimum),
         }
     }
+    println!("what it sees under wasmpool run:");
+    if opens_files {
+        println!(
+            "  files: it opens files; it sees only the directories given with --dir or \
+             --dir-rw, at their guest paths. A path outside them fails in the task: \
+             \"No such file or directory\" for an absolute one, \"Operation not \
+             permitted\" for one that climbs out with .."
+        );
+    } else {
+        println!("  files: it imports no way to open one");
+    }
+    println!("  environment: only the variables given with --env; arguments: only its template's");
+    if uses_sockets {
+        println!("  network: it imports sockets, which wasmpool refuses (TCP, UDP, name lookup)");
+    } else {
+        println!("  network: it imports no sockets");
+    }
+    println!("  clocks and random numbers: yes (random from --seed, if given)");
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use super::block_writer::{BlockWriter, FLUSH_EVERY};
 use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
 use super::record::Record;
-use super::summary::Summary;
+use super::summary::{DirGrant, Grants, Summary};
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
 use wasmpool::python::PythonBuild;
 
@@ -210,8 +210,27 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         );
     }
     summary.resumed_skipped = ledger.skipped;
+    summary.grants = grants(args);
     summary.interrupted = interrupted.load(Ordering::SeqCst);
     conclude(args, &summary, &ledger, total, unrecorded)
+}
+
+/// What the arguments grant the tasks, for the summary.
+fn grants(args: &RunArgs) -> Grants {
+    let dir = |(host, guest): &(std::path::PathBuf, String), writable| DirGrant {
+        host: std::path::absolute(host)
+            .unwrap_or_else(|_| host.clone())
+            .display()
+            .to_string(),
+        guest: guest.clone(),
+        writable,
+    };
+    Grants {
+        dirs: (args.dir.iter().map(|grant| dir(grant, false)))
+            .chain(args.dir_rw.iter().map(|grant| dir(grant, true)))
+            .collect(),
+        env: args.env.iter().map(|(key, _)| key.clone()).collect(),
+    }
 }
 
 /// The inputs, from whichever source the arguments name.

@@ -20,6 +20,24 @@ pub(crate) struct Summary {
     pub(crate) resumed_skipped: usize,
     /// Whether SIGINT or SIGTERM ended the run early.
     pub(crate) interrupted: bool,
+    /// What the tasks were given to see: for a task that failed to open a
+    /// file, where it could have looked.
+    pub(crate) grants: Grants,
+}
+
+/// The directories and variables a run granted its tasks.
+#[derive(Serialize, Default)]
+pub(crate) struct Grants {
+    pub(crate) dirs: Vec<DirGrant>,
+    /// The names of the variables given with --env (not their values).
+    pub(crate) env: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct DirGrant {
+    pub(crate) host: String,
+    pub(crate) guest: String,
+    pub(crate) writable: bool,
 }
 
 impl Summary {
@@ -45,6 +63,7 @@ impl Summary {
             workers,
             resumed_skipped: 0,
             interrupted: false,
+            grants: Grants::default(),
         }
     }
 }
