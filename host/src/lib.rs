@@ -79,7 +79,7 @@ pub use data::output::{TaskOutput, TaskResult};
 pub use executor::Executor;
 pub use pool::{Pool, PoolBuilder};
 pub use sched::handle::TaskHandle;
-pub use sched::map::{Map, MapStop, MapUnordered};
+pub use sched::map::{DEFAULT_ORDER_BUFFER, Map, MapStop, MapUnordered};
 pub use sched::stats::Stats;
 pub use sched::wait::{AsCompleted, WaitFor, Waited, as_completed, wait, wait_timeout};
 pub use task::{Task, TaskKind};

@@ -749,3 +749,39 @@ fn the_readmes_tokio_example_gathers_results_as_they_finish() {
     sorted.sort();
     assert_eq!(sorted, (20..30).map(fib).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_ordered_map_runs_past_a_slow_task_as_far_as_its_order_buffer_allows() {
+    // The first task ends only once the last has started, 200 inputs past
+    // a window of 16 tasks in flight.
+    let run = |order_buffer: usize| {
+        let dir = crate::support::tempdir(&format!("map-order-buffer-{order_buffer}"));
+        let pool = Pool::builder()
+            .workers(2)
+            .map_window(16)
+            .timeout(Duration::from_secs(if order_buffer > 0 { 30 } else { 1 }))
+            .dir(&dir, "/data", true)
+            .build()
+            .unwrap();
+        let probe = pool.load(guest("sandbox-probe")).unwrap();
+        let inputs = std::iter::once(r#"{"op": "await", "path": "/data/flag"}"#)
+            .chain(std::iter::repeat_n(r#"{"op": "random"}"#, 200))
+            .chain(std::iter::once(
+                r#"{"op": "write", "path": "/data/flag", "text": "go"}"#,
+            ));
+        let mut results = pool.map(&probe, inputs).order_buffer(order_buffer);
+        let first = results.next().unwrap();
+        let rest: Vec<_> = results.by_ref().collect();
+        assert_eq!(rest.len(), 201);
+        assert!(rest.iter().all(Result::is_ok));
+        (first, results.order_buffer_filled())
+    };
+    let (first, filled) = run(wasmpool::DEFAULT_ORDER_BUFFER);
+    assert_eq!(first.unwrap().json::<String>().unwrap(), "appeared");
+    assert_eq!(filled, 0);
+    // Without a buffer, the map keeps to its window: the last input waits
+    // for the first result, which times out.
+    let (first, filled) = run(0);
+    assert_eq!(first.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(filled, 1);
+}

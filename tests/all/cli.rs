@@ -388,6 +388,37 @@ fn on_a_terminal_inputs_from_a_pipe_show_a_bar_without_a_total() {
 }
 
 #[test]
+fn on_a_terminal_a_files_inputs_are_counted_and_the_bar_can_show_alone() {
+    let dir = tempdir("cli-tty-file");
+    let inputs = dir.join("inputs.jsonl");
+    // Blank lines are no inputs: two in all.
+    std::fs::write(&inputs, "7\n\n3\n").unwrap();
+    let command = format!(
+        "'{}' run '{}' -j 2 --input-file '{}' --output '{}' --no-echo",
+        env!("CARGO_BIN_EXE_wasmpool"),
+        guest("really-hard-task").display(),
+        inputs.display(),
+        dir.join("records.jsonl").display(),
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1)");
+    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(on_terminal.status.success(), "{shown}");
+    assert!(
+        shown.contains("/2 done, 0 failed, 2 running (50% 50%)"),
+        "{shown}"
+    );
+    assert!(shown.contains("ETA"), "{shown}");
+    // --no-echo: the bar alone, the tasks' output in the records only.
+    assert!(!shown.contains("finished task crunching"), "{shown}");
+    let records = std::fs::read_to_string(dir.join("records.jsonl")).unwrap();
+    assert!(records.contains("finished task crunching 3"));
+    assert!(shown.contains("2 tasks: 2 ok"), "{shown}");
+}
+
+#[test]
 fn records_carry_each_tasks_metrics() {
     let fib = guest("fib");
     let run_fib = || {
@@ -507,4 +538,108 @@ fn no_interrupt_refuses_a_timeout_and_runs_as_usual() {
         .map(|r| r["ok"].clone())
         .collect();
     assert_eq!(oks, [fib(20), fib(25)]);
+}
+
+/// Inputs for the sandbox probe: the first waits for a flag file that only
+/// the last writes, with `fast` quick tasks between them, more than the map
+/// keeps in flight.
+fn waiting_for_the_last(dir: &Path, fast: usize) -> std::path::PathBuf {
+    let mut lines = vec![r#"{"op": "await", "path": "/data/flag"}"#.to_string()];
+    lines.extend((0..fast).map(|_| r#"{"op": "random"}"#.to_string()));
+    lines.push(r#"{"op": "write", "path": "/data/flag", "text": "go"}"#.to_string());
+    let inputs = dir.join("inputs.jsonl");
+    std::fs::write(&inputs, lines.join("\n")).unwrap();
+    inputs
+}
+
+#[test]
+fn in_input_order_the_workers_run_on_past_a_slow_task() {
+    // The first task can finish only once the last has started: without
+    // running ahead of it (past the 256 tasks a map keeps in flight), the
+    // last never starts and the first times out.
+    let dir = tempdir("order-run-ahead");
+    let inputs = waiting_for_the_last(&dir, 1000);
+    let data = format!("{}::/data", dir.display());
+    let summary = dir.join("summary.json");
+    let output = run(
+        &guest("sandbox-probe"),
+        &[
+            "--workers",
+            "2",
+            "--timeout",
+            "30s",
+            "--dir-rw",
+            &data,
+            "--input-file",
+            inputs.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    assert_eq!(records.len(), 1002);
+    assert_eq!(records[0]["ok"], "appeared", "{}", records[0]);
+    let indices: Vec<u64> = records
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, (0..1002).collect::<Vec<_>>());
+    let summary: Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    assert_eq!(summary["order_buffer_filled"], 0);
+    assert!(!stderr(&output).contains("order buffer"));
+}
+
+#[test]
+fn a_full_order_buffer_makes_the_workers_wait_and_the_run_says_so() {
+    let dir = tempdir("order-buffer-full");
+    let inputs = waiting_for_the_last(&dir, 1000);
+    let data = format!("{}::/data", dir.display());
+    let (summary, report) = (dir.join("summary.json"), dir.join("report.html"));
+    let output = run(
+        &guest("sandbox-probe"),
+        &[
+            "--workers",
+            "2",
+            "--timeout",
+            "1s",
+            "--order-buffer",
+            "1KiB",
+            "--dir-rw",
+            &data,
+            "--input-file",
+            inputs.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    // The last task starts only once the first has timed out.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    assert_eq!(records.len(), 1002);
+    assert_eq!(records[0]["error"]["kind"], "timeout", "{}", records[0]);
+    assert_eq!(records[1001]["ok"], "written");
+    let summary: Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    assert!(
+        summary["order_buffer_filled"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
+    assert!(
+        stderr(&output).contains("filled the order buffer"),
+        "{}",
+        stderr(&output)
+    );
+    let page = std::fs::read_to_string(report).unwrap();
+    assert!(page.contains("filled the order buffer"));
+}
+
+#[test]
+fn an_order_buffer_with_unordered_output_is_refused() {
+    let output = run(
+        &guest("trivial"),
+        &["--unordered", "--order-buffer", "1MiB", "--inputs", "[1]"],
+    );
+    assert_refused(&output, "--order-buffer");
 }

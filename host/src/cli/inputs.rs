@@ -115,6 +115,37 @@ pub(crate) fn jsonl_of(
     Box::new(inputs)
 }
 
+/// How many inputs the regular file at `path` holds, counted up front for
+/// the progress bar's total: its lines (`--lines`), or its lines that are
+/// not blank (JSONL). `None` for stdin, a pipe or a FIFO, which cannot be
+/// read twice, or a file that cannot be read.
+pub(crate) fn count(path: &Path, every_line: bool) -> Option<u64> {
+    use std::io::Read;
+    if path == Path::new("-") || !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut file = File::open(path).ok()?;
+    let mut buffer = vec![0; 1 << 16];
+    let (mut count, mut line_counts) = (0u64, false);
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        for &byte in &buffer[..read] {
+            if byte == b'\n' {
+                count += u64::from(every_line || line_counts);
+                line_counts = false;
+            } else if every_line || !byte.is_ascii_whitespace() {
+                line_counts = true;
+            }
+        }
+    }
+    Some(count + u64::from(line_counts))
+}
+
 /// The lines of `reader`, up to and with its first failure to read: a line
 /// that is not UTF-8 is one bad line, but a reader that failed (a device
 /// error, say) would fail again at every call, for ever.
@@ -156,6 +187,32 @@ mod tests {
         let reason = &inputs[0].value.as_ref().err().unwrap().reason;
         assert_eq!(reason, "line 1 cannot be read: device error");
         assert_eq!(lines_of(BufReader::new(Broken)).take(3).count(), 1);
+    }
+
+    #[test]
+    fn a_file_is_counted_as_its_reader_reads_it() {
+        let dir = std::env::temp_dir().join(format!("wasmpool-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for text in [
+            "",
+            "1",
+            "1\n",
+            "1\n\n  \r\n2\n3",
+            "\n\n",
+            "a\r\nb\r\n",
+            " \t\n\"x\"\n",
+        ] {
+            let path = dir.join("inputs");
+            std::fs::write(&path, text).unwrap();
+            let open = || BufReader::new(File::open(&path).unwrap());
+            let jsonl = jsonl_of(open()).count() as u64;
+            let lines = lines_of(open()).count() as u64;
+            assert_eq!(count(&path, false), Some(jsonl), "JSONL {text:?}");
+            assert_eq!(count(&path, true), Some(lines), "lines {text:?}");
+        }
+        assert_eq!(count(Path::new("-"), true), None);
+        assert_eq!(count(&dir, true), None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -177,10 +177,22 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     unordered: bool,
 
+    /// In input order, hold up to SIZE of the records that finished before
+    /// an earlier, slower task [default: 64MiB]: the workers run on past
+    /// it meanwhile. Once it is full they wait for that task; the summary
+    /// says so.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, conflicts_with = "unordered")]
+    order_buffer: Option<usize>,
+
     /// Print neither the tasks' output as they finish, nor the progress bar,
     /// nor the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    /// On a terminal, show the progress bar alone: not each task's output,
+    /// nor its failure, as it finishes (the records keep both).
+    #[arg(long, conflicts_with = "quiet")]
+    no_echo: bool,
 
     /// Cache compiled code in DIR [default: $XDG_CACHE_HOME/wasmpool or
     /// ~/.cache/wasmpool]: a second run of the same task skips compiling.
@@ -473,7 +485,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Report(args) => report::read_rows(&args.results)
             .and_then(|rows| {
                 let title = args.results.display().to_string();
-                report::write(&rows, &title, &args.output)
+                report::write(&rows, &title, &[], &args.output)
             })
             .map(|()| EXIT_OK),
     };

@@ -72,12 +72,19 @@ pub(crate) fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Writes the report of `rows` to `path`.
-pub(crate) fn write(rows: &[Row], title: &str, path: &Path) -> anyhow::Result<()> {
-    std::fs::write(path, render(rows, title))
+/// Writes the report of `rows` to `path`, with `notes` about the run (what
+/// the records alone do not tell) under its summary.
+pub(crate) fn write(
+    rows: &[Row],
+    title: &str,
+    notes: &[String],
+    path: &Path,
+) -> anyhow::Result<()> {
+    std::fs::write(path, render(rows, title, notes))
         .with_context(|| format!("cannot write the report {}", path.display()))
 }
 
-fn render(rows: &[Row], title: &str) -> String {
+fn render(rows: &[Row], title: &str, notes: &[String]) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -87,6 +94,9 @@ fn render(rows: &[Row], title: &str) -> String {
         title = escape(title)
     );
     summary(&mut page, rows);
+    for note in notes {
+        let _ = write!(page, "<p class=\"note run-note\">{}</p>", escape(note));
+    }
     timeline(&mut page, rows);
     histogram(&mut page, rows);
     errors(&mut page, rows);
@@ -331,7 +341,7 @@ mod tests {
             row(1, 1, 0.0, Some("panic")),
             row(2, 0, 2.0, None),
         ];
-        let page = render(&rows, "t");
+        let page = render(&rows, "t", &[]);
         assert_eq!(page.matches("class=\"lane\"").count(), 2);
         assert_eq!(page.matches("class=\"bar ").count(), 3);
         assert!(page.contains("boom &lt;b&gt;"));
@@ -341,7 +351,7 @@ mod tests {
     #[test]
     fn samples_past_the_bar_limit_and_says_so() {
         let rows: Vec<Row> = (0..10_000).map(|i| row(i, i % 2, i as f64, None)).collect();
-        let page = render(&rows, "t");
+        let page = render(&rows, "t", &[]);
         assert!(page.contains("id=\"sampled\""));
         assert!(page.matches("class=\"bar ").count() <= MAX_BARS);
     }

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::RecvTimeoutError;
+use indicatif::ProgressBar;
 use serde_json::value::RawValue;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wasmpool::{
-    ErrorKind, Executor, LoadOptions, MapStop, Pool, PoolBuilder, TaskKind, TaskResult,
+    DEFAULT_ORDER_BUFFER, ErrorKind, Executor, LoadOptions, MapStop, Pool, PoolBuilder, TaskKind,
+    TaskResult,
 };
 
 use super::block_writer::{BlockWriter, FLUSH_EVERY};
@@ -125,7 +127,16 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         (known, Some(most)) if known == most => Some(known as u64),
         _ => None,
     };
-    let live = RefCell::new(Live::new(!args.quiet && io::stderr().is_terminal(), total));
+    let on_terminal = !args.quiet && io::stderr().is_terminal();
+    // A file's inputs are counted up front for the bar; a pipe's cannot be.
+    let counted = match (total, &args.input_file, &args.lines) {
+        (None, Some(path), _) if on_terminal => inputs::count(path, false),
+        (None, _, Some(path)) if on_terminal => inputs::count(path, true),
+        _ => total,
+    };
+    // Inputs with a record already (--resume) are not run again.
+    let to_run = counted.map(|count| count.saturating_sub(recorded.len() as u64));
+    let live = RefCell::new(Live::new(on_terminal, to_run, !args.no_echo));
     let started = Instant::now();
     // A command program reads text: a string input is given as its text.
     let text_io = task.kind() == TaskKind::Command;
@@ -168,7 +179,7 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 interrupt(args, &pool, &mut signals, output);
             }
         });
-        let mut writer = RecordWriter::new(output, args.report.is_some());
+        let mut writer = RecordWriter::new(output, args.report.is_some(), live.borrow().bar());
         let written = write_records(
             inputs,
             args,
@@ -193,7 +204,8 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     let mut summary = written.summary(started, pool.workers());
     let unrecorded = written.dropped;
     if let (Some(path), Some(rows)) = (&args.report, &written.report) {
-        report::write(rows, &args.task.display().to_string(), path)?;
+        let notes: Vec<String> = summary.order_note().into_iter().collect();
+        report::write(rows, &args.task.display().to_string(), &notes, path)?;
     }
     drop(written);
     match output.flush().context("cannot write the records") {
@@ -563,6 +575,7 @@ fn write_records(
     } else {
         let mut results = pool
             .map(task, queue)
+            .order_buffer(args.order_buffer.unwrap_or(DEFAULT_ORDER_BUFFER))
             .on_complete(|_, result| {
                 live.borrow_mut().task_done(result);
             })
@@ -573,13 +586,14 @@ fn write_records(
             results = results.background().context(cannot_read)?;
         }
         started(results.stopper());
-        for (position, result) in results.enumerate() {
+        for (position, result) in results.by_ref().enumerate() {
             wake_failure()?;
             let record = lock(ledger).record(position, &result);
             let mut writer = writer.borrow_mut();
             writer.write_invalid(&mut lock(ledger), record.index)?;
             writer.write_if(keep(&result), &record)?;
         }
+        writer.borrow_mut().order_buffer_filled = results.order_buffer_filled();
     }
     wake_failure()?;
     writer
@@ -660,16 +674,22 @@ struct RecordWriter<'w> {
     failed_by_kind: BTreeMap<String, usize>,
     /// Records not written: tasks stopped by an interruption.
     dropped: usize,
+    /// How many times the order buffer filled (`Map::order_buffer_filled`).
+    order_buffer_filled: usize,
+    /// The progress bar, which an invalid input's record moves on too.
+    bar: Option<ProgressBar>,
 }
 
 impl<'w> RecordWriter<'w> {
-    fn new(outbox: &'w BlockWriter, report: bool) -> Self {
+    fn new(outbox: &'w BlockWriter, report: bool, bar: Option<ProgressBar>) -> Self {
         RecordWriter {
             outbox,
             report: report.then(Vec::new),
             ok: 0,
             failed_by_kind: BTreeMap::new(),
             dropped: 0,
+            order_buffer_filled: 0,
+            bar,
         }
     }
 
@@ -707,16 +727,21 @@ impl<'w> RecordWriter<'w> {
         {
             let record = ledger.invalid.pop_front().expect("checked above");
             self.write(&record)?;
+            if let Some(bar) = &self.bar {
+                bar.inc(1);
+            }
         }
         Ok(())
     }
 
     fn summary(&self, started: Instant, workers: usize) -> Summary {
-        Summary::new(
+        let mut summary = Summary::new(
             self.ok,
             self.failed_by_kind.clone(),
             started.elapsed().as_secs_f64(),
             workers,
-        )
+        );
+        summary.order_buffer_filled = self.order_buffer_filled;
+        summary
     }
 }

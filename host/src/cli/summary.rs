@@ -23,6 +23,9 @@ pub(crate) struct Summary {
     /// What the tasks were given to see: for a task that failed to open a
     /// file, where it could have looked.
     pub(crate) grants: Grants,
+    /// How many times, in input order, the records held behind a slower
+    /// task filled the order buffer, so that workers waited for it.
+    pub(crate) order_buffer_filled: usize,
 }
 
 /// The directories and variables a run granted its tasks.
@@ -64,6 +67,7 @@ impl Summary {
             resumed_skipped: 0,
             interrupted: false,
             grants: Grants::default(),
+            order_buffer_filled: 0,
         }
     }
 }
@@ -90,7 +94,25 @@ impl fmt::Display for Summary {
                 .collect();
             write!(f, "; failed: {}", kinds.join(", "))?;
         }
+        if let Some(note) = self.order_note() {
+            write!(f, "\nwasmpool: {note}")?;
+        }
         Ok(())
+    }
+}
+
+impl Summary {
+    /// What the order of the records cost, when it cost workers time.
+    pub(crate) fn order_note(&self) -> Option<String> {
+        let times = match self.order_buffer_filled {
+            0 => return None,
+            1 => "once".to_string(),
+            n => format!("{n} times"),
+        };
+        Some(format!(
+            "the records held for their turn behind a slower task filled the order buffer {times}, \
+             and workers waited for it: --order-buffer SIZE holds more, --unordered holds none"
+        ))
     }
 }
 

@@ -156,6 +156,18 @@ impl TaskError {
         }
     }
 
+    /// The memory its details take, in bytes.
+    pub(crate) fn held_bytes(&self) -> usize {
+        let details = &self.details;
+        let text = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+        size_of::<Details>()
+            + details.message.len()
+            + text(&details.backtrace)
+            + text(&details.traceback)
+            + details.stdout.as_bytes().len()
+            + details.stderr.as_bytes().len()
+    }
+
     pub(crate) fn details_mut(&mut self) -> &mut Details {
         &mut self.details
     }

@@ -22,6 +22,23 @@ pub(crate) fn duration_of(result: &TaskResult) -> Duration {
     }
 }
 
+/// The memory `result` holds, in bytes: what a map counts of the results
+/// it keeps back for their turn.
+pub(crate) fn held_bytes(result: &TaskResult) -> usize {
+    let on_heap = match result {
+        Ok(output) => {
+            output.value.len()
+                + output.streams.as_ref().map_or(0, |streams| {
+                    size_of::<Streams>()
+                        + streams.stdout.as_bytes().len()
+                        + streams.stderr.as_bytes().len()
+                })
+        }
+        Err(error) => error.held_bytes(),
+    };
+    size_of::<TaskResult>() + on_heap
+}
+
 /// What a successful task returned, what it printed, how long it took and
 /// which worker ran it.
 #[derive(Clone)]

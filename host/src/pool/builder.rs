@@ -100,7 +100,9 @@ impl PoolBuilder {
     /// its result is dropped at once. A result is copied out of the task's
     /// memory, so without this cap only
     /// [`Limits::max_memory`](crate::Limits::max_memory) (4 GiB unset)
-    /// bounds it, and a map holds up to a window of results.
+    /// bounds it, and an ordered map holds, behind a slow task, results up
+    /// to its order buffer ([`Map::order_buffer`](crate::Map::order_buffer))
+    /// or a window of them.
     pub fn max_result(mut self, bytes: usize) -> PoolBuilder {
         self.max_result = bytes;
         self
@@ -125,7 +127,10 @@ impl PoolBuilder {
     /// flight at once (default: 64 per worker, at least 256: tiny tasks
     /// need that many queued to keep the workers busy). Inputs are read
     /// only as results are consumed, so memory stays flat for any input
-    /// count.
+    /// count: [`Pool::map`] also runs ahead of a slow task, holding the
+    /// results that finish before it up to its order buffer
+    /// ([`Map::order_buffer`](crate::Map::order_buffer), 64 MiB), then at
+    /// most a window of them.
     pub fn map_window(mut self, tasks: usize) -> PoolBuilder {
         self.window = Some(tasks);
         self

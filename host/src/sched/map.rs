@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::data::error::{ErrorKind, TaskError};
 use crate::data::ids::IdMap;
 use crate::data::input::Input;
-use crate::data::output::TaskResult;
+use crate::data::output::{TaskResult, held_bytes};
 use crate::sched::completions::{Completions, Listener};
 use crate::sched::handle::TaskHandle;
 use crate::sched::sizer::{AverageDuration, JobSizer};
@@ -54,6 +54,20 @@ type OnWake<'p> = Box<dyn FnMut() + 'p>;
 /// A finished job's results, each moved out only when its turn comes.
 type Results = std::vec::IntoIter<TaskResult>;
 
+/// A finished job, as [`Window::next_job`] hands it out.
+struct Done {
+    /// The index of its first input.
+    first: usize,
+    results: Results,
+    /// The bytes of its inputs, which the caller may keep until their
+    /// results are handed out (the CLI does, for their records).
+    input_bytes: usize,
+}
+
+/// How much memory [`Map`] lets the results it holds for their turn take
+/// by default: see [`Map::order_buffer`].
+pub const DEFAULT_ORDER_BUFFER: usize = 64 << 20;
+
 /// The tasks of one map in flight, fed from the inputs as room frees up.
 struct Window<'p, I: Iterator> {
     queue: Box<dyn JobQueue + 'p>,
@@ -63,8 +77,9 @@ struct Window<'p, I: Iterator> {
     inputs: Source<I>,
     next_index: usize,
     limit: usize,
-    /// The jobs in flight, by the index of their first input.
-    in_flight: IdMap<usize, TaskHandle>,
+    /// The jobs in flight, by the index of their first input, with the
+    /// bytes of their inputs.
+    in_flight: IdMap<usize, (TaskHandle, usize)>,
     /// How many tasks those jobs hold.
     tasks_in_flight: usize,
     /// How many tasks have finished.
@@ -225,10 +240,11 @@ where
             }
             if !job.is_empty() {
                 let tasks = job.len();
+                let input_bytes = job.iter().map(|(input, _)| input.bytes.len()).sum();
                 let listener = (Arc::clone(&self.completions), first);
                 match self.queue.submit_job(job, Some(listener)) {
                     Ok(handle) => {
-                        self.in_flight.insert(first, handle);
+                        self.in_flight.insert(first, (handle, input_bytes));
                         self.tasks_in_flight += tasks;
                     }
                     Err(_) => self.refused.extend(first..first + tasks),
@@ -268,15 +284,15 @@ where
     /// exhausted and all have finished. Its results stay in the job's
     /// vector until each is handed out: a job taken ahead of its turn is
     /// held whole, not copied result by result.
-    fn next_job(&mut self, bound: usize) -> Option<(usize, Results)> {
-        let (first, results) = loop {
+    fn next_job(&mut self, bound: usize) -> Option<Done> {
+        let (first, results, input_bytes) = loop {
             self.fill(bound);
             if let Some(index) = self.refused.pop() {
                 let error = TaskError::new(
                     ErrorKind::Cancelled,
                     "the pool was shut down before this task was queued",
                 );
-                break (index, vec![Err(error)]);
+                break (index, vec![Err(error)], 0);
             }
             if self.in_flight.is_empty() {
                 if !self.inputs.may_come() || self.stopped.load(Ordering::SeqCst) {
@@ -298,7 +314,7 @@ where
                 self.woken();
                 continue;
             };
-            let handle = self
+            let (handle, input_bytes) = self
                 .in_flight
                 .remove(&first)
                 .expect("only jobs in flight announce their completion");
@@ -309,20 +325,24 @@ where
             if let Some(average) = self.sizer.for_next_map() {
                 self.pace.set(average);
             }
-            break (first, results);
+            break (first, results, input_bytes);
         };
         if let Some(on_complete) = self.on_complete.as_mut() {
             for (offset, result) in results.iter().enumerate() {
                 on_complete(first + offset, result);
             }
         }
-        Some((first, results.into_iter()))
+        Some(Done {
+            first,
+            results: results.into_iter(),
+            input_bytes,
+        })
     }
 }
 
 impl<I: Iterator> Drop for Window<'_, I> {
     fn drop(&mut self) {
-        for handle in self.in_flight.values() {
+        for (handle, _) in self.in_flight.values() {
             handle.cancel();
         }
     }
@@ -360,9 +380,17 @@ pub struct Map<'p, I: Iterator> {
     /// What is left of the job `head` is in.
     current: Results,
     /// Jobs finished ahead of their turn, by the index of their first
-    /// input; never more results than the window, since no input at or
-    /// past `head + limit` is read before `head`'s result is yielded.
-    ready: IdMap<usize, Results>,
+    /// input, with the memory each holds (its results and its inputs).
+    ready: IdMap<usize, (Results, usize)>,
+    /// The memory the jobs in `ready` hold.
+    held: usize,
+    /// How much they may hold before the map stops reading past the window
+    /// ahead of `head`.
+    order_buffer: usize,
+    /// Whether the map stops reading for now because `ready` is full.
+    buffer_full: bool,
+    /// How many times it stopped so.
+    buffer_filled: usize,
 }
 
 impl<'p, I> Map<'p, I>
@@ -381,7 +409,32 @@ where
             head: 0,
             current: Vec::new().into_iter(),
             ready: IdMap::default(),
+            held: 0,
+            order_buffer: DEFAULT_ORDER_BUFFER,
+            buffer_full: false,
+            buffer_filled: 0,
         }
+    }
+
+    /// How much memory, in bytes, the results that finished ahead of their
+    /// turn may hold while they wait for it (counted with the inputs they
+    /// came from; default [`DEFAULT_ORDER_BUFFER`], 64 MiB). Below it the
+    /// map keeps reading inputs and running tasks past one that is slow,
+    /// as far as it has room in flight, so that a slow task costs its own
+    /// time, not every worker's; once the held results fill it, it reads
+    /// only inputs within the window of the one awaited (the window
+    /// [`PoolBuilder::map_window`](crate::PoolBuilder::map_window) sets)
+    /// until that result is handed out. 0 keeps to the window always.
+    pub fn order_buffer(mut self, bytes: usize) -> Self {
+        self.order_buffer = bytes;
+        self
+    }
+
+    /// How many times the held results filled the order buffer, so that
+    /// the map stopped running ahead of a slow task: some workers may have
+    /// waited. 0 if they never did.
+    pub fn order_buffer_filled(&self) -> usize {
+        self.buffer_filled
     }
 
     /// Calls `on_complete(index, &result)` for each task as soon as it
@@ -449,6 +502,25 @@ where
     }
 }
 
+impl<I: Iterator> Map<'_, I> {
+    /// The index below which inputs may be read now: any while the results
+    /// held for their turn fit the order buffer, else only those within
+    /// the window of the one awaited, which bounds the results held behind
+    /// a slow task, not only the tasks in flight.
+    fn read_bound(&mut self) -> usize {
+        if self.held < self.order_buffer {
+            self.buffer_full = false;
+            return usize::MAX;
+        }
+        let bound = self.head.saturating_add(self.window.limit);
+        if !self.buffer_full && self.window.next_index >= bound {
+            self.buffer_full = true;
+            self.buffer_filled += 1;
+        }
+        bound
+    }
+}
+
 impl<I> Iterator for Map<'_, I>
 where
     I: Iterator,
@@ -464,25 +536,35 @@ where
             }
             // Jobs cover the indices one after another: the next starts
             // at `head`.
-            if let Some(job) = self.ready.remove(&self.head) {
+            if let Some((job, held)) = self.ready.remove(&self.head) {
+                self.held -= held;
                 self.current = job;
                 continue;
             }
-            // Reading only up to head + limit bounds the results held back
-            // behind a slow task, not only the tasks in flight.
-            let bound = self.head.saturating_add(self.window.limit);
-            let (first, job) = self.window.next_job(bound)?;
-            if first == self.head {
-                self.current = job;
+            let bound = self.read_bound();
+            let done = self.window.next_job(bound)?;
+            if done.first == self.head {
+                self.current = done.results;
             } else {
-                self.ready.insert(first, job);
+                let held = done.input_bytes
+                    + done
+                        .results
+                        .as_slice()
+                        .iter()
+                        .map(held_bytes)
+                        .sum::<usize>();
+                self.held += held;
+                self.ready.insert(done.first, (done.results, held));
             }
         }
     }
 
     /// Exact when the inputs' own hint is: one result per input.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let waiting = self.current.len() + self.ready.values().map(Results::len).sum::<usize>();
+        let waiting = self.current.len()
+            + (self.ready.values())
+                .map(|(results, _)| results.len())
+                .sum::<usize>();
         self.window.size_hint(waiting)
     }
 }
@@ -562,7 +644,8 @@ where
                 *index += 1;
                 return Some((*index - 1, result));
             }
-            self.current = self.window.next_job(usize::MAX)?;
+            let done = self.window.next_job(usize::MAX)?;
+            self.current = (done.first, done.results);
         }
     }
 
@@ -694,7 +777,7 @@ mod tests {
         assert_eq!(queued.lengths(), [1, 1, 1, 1]);
         queued.finish(Duration::from_micros(1));
         for _ in 0..4 {
-            let (_, mut results) = window.next_job(usize::MAX).unwrap();
+            let mut results = window.next_job(usize::MAX).unwrap().results;
             results.next().unwrap().unwrap();
         }
         // Four more a task finished, now as one job of tiny tasks.

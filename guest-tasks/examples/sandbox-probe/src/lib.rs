@@ -9,7 +9,11 @@
 //! {"op": "args"}
 //! {"op": "connect", "addr": "127.0.0.1:22"}
 //! {"op": "random"}
+//! {"op": "await", "path": "/data/flag"}
 //! ```
+//!
+//! `await` waits until the path exists (another task may write it), so
+//! that a test can make one task depend on another having run.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,6 +28,7 @@ enum Probe {
     Args,
     Connect { addr: String },
     Random,
+    Await { path: String },
 }
 
 fn probe(probe: Probe) -> Result<Value, String> {
@@ -54,6 +59,12 @@ fn probe(probe: Probe) -> Result<Value, String> {
         Probe::Connect { addr } => std::net::TcpStream::connect(addr)
             .map(|_| json!("connected"))
             .map_err(shown),
+        Probe::Await { path } => {
+            while !std::fs::exists(&path).map_err(shown)? {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(json!("appeared"))
+        }
         Probe::Random => {
             let draws: Result<Vec<u64>, _> = (0..4).map(|_| getrandom::u64()).collect();
             draws
