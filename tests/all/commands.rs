@@ -201,3 +201,71 @@ fn a_template_quotes_a_word_with_spaces_as_a_shell_does() {
     );
     crate::support::assert_refused(&unclosed, "' is not closed");
 }
+
+#[test]
+fn text_format_writes_each_programs_output_as_it_wrote_it_and_failures_on_stderr() {
+    let dir = tempdir("commands-text");
+    let lines = dir.join("lines.txt");
+    let words: Vec<String> = (0..300).map(|i| format!("word {i}")).collect();
+    // Line 151 is empty: shout exits 3 on it, saying so on stderr.
+    let mut text = words[..150].join("\n");
+    text.push_str("\n\n");
+    text.push_str(&words[150..].join("\n"));
+    std::fs::write(&lines, text).unwrap();
+    let records_file = dir.join("records.jsonl");
+    let output = run(
+        &c_program("shout"),
+        &[
+            "-j",
+            "2",
+            "--format",
+            "text",
+            "--lines",
+            lines.to_str().unwrap(),
+            "--output",
+            records_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    // shout echoes its stdin, here a line without its newline: the outputs
+    // follow each other in input order, with nothing of wasmpool's between.
+    let expected: String = words.iter().map(|word| word.to_uppercase()).collect();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+    let errors = stderr(&output);
+    assert!(errors.contains("shout: nothing to shout\n"), "{errors}");
+    assert!(
+        errors.contains(r#"wasmpool: input 150 (line 151) "": exit 3: "#),
+        "{errors}"
+    );
+    assert!(errors.contains("301 tasks: 300 ok, 1 failed"), "{errors}");
+    // The records still go to --output, one per input.
+    let records = records(&std::fs::read(records_file).unwrap());
+    assert_eq!(records.len(), 301);
+    assert_eq!(records[150]["error"]["exit_code"], 3);
+}
+
+#[test]
+fn text_format_writes_a_tasks_results_one_per_line_unordered_too() {
+    let output = run(
+        &guest("trap-zoo"),
+        &[
+            "-j",
+            "2",
+            "--unordered",
+            "--format",
+            "text",
+            "--inputs",
+            r#"["ok", "panic", "ok", "not json", "error"]"#,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    // No records without --output: the results alone.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "\"ok\"\n\"ok\"\n");
+    let errors = stderr(&output);
+    for line in [
+        r#"wasmpool: input 1 "panic": panic: "#,
+        r#"wasmpool: input 4 "error": guest-error: "#,
+    ] {
+        assert!(errors.contains(line), "{line} in {errors}");
+    }
+}

@@ -94,6 +94,15 @@ impl BlockWriter {
     /// Queues the line `write` appends (without its newline) straight to
     /// the block; hands the block on once it is full.
     pub(crate) fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        self.push_bytes_with(|lines| {
+            write(lines);
+            lines.push(b'\n');
+        })
+    }
+
+    /// Queues what `write` appends, as it is: text that need not be whole
+    /// lines (a task's own output).
+    pub(crate) fn push_bytes_with(&self, write: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
         let mut lines = lock(&self.lines);
         if self.has_failed.load(Ordering::Relaxed)
             && let Some(error) = lock(&self.failed).take()
@@ -102,7 +111,6 @@ impl BlockWriter {
             return Err(error);
         }
         write(&mut lines);
-        lines.push(b'\n');
         if lines.len() >= BLOCK {
             self.hand_on(&mut lines);
         }

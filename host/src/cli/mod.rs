@@ -10,13 +10,14 @@ mod report;
 mod resume;
 mod run;
 mod summary;
+mod text;
 mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use wasmpool::python::{self, PythonBuild};
 
@@ -62,6 +63,13 @@ or a task that cannot be loaded, 130 interrupted.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What `wasmpool run` writes on stdout.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +184,13 @@ pub(crate) struct RunArgs {
     /// Write each record as its task finishes, not in input order.
     #[arg(long)]
     unordered: bool,
+
+    /// What goes to stdout: `json`, a record per input (JSONL); or `text`,
+    /// each task's output as it wrote it (a command program's stdout; a
+    /// task's result, one per line), with a line on stderr for each
+    /// failed input. With `text`, --output still writes the records.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
 
     /// In input order, hold up to SIZE of the records that finished before
     /// an earlier, slower task [default: 64MiB]: the workers run on past

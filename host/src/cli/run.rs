@@ -27,7 +27,7 @@ use super::inputs::{self, Input};
 use super::live::{Live, REFRESH};
 use super::record::Record;
 use super::summary::{DirGrant, Grants, Summary};
-use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, RunArgs, report, resume};
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, Format, RunArgs, report, resume};
 use wasmpool::python::PythonBuild;
 
 /// How long running tasks may go on after SIGINT or SIGTERM before they
@@ -123,11 +123,19 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     };
     let task = pool.load_with(&task_path, &load_options(args))?;
     let output = BlockWriter::new(open_output(args)?);
+    // --format text: the tasks' own output on stdout, the records (if
+    // anywhere) in --output.
+    let text = (args.format == Format::Text)
+        .then(|| BlockWriter::new(Box::new(BufWriter::new(io::stdout()))));
+    let outboxes: Vec<&BlockWriter> = std::iter::once(&output).chain(&text).collect();
     let total = match inputs.size_hint() {
         (known, Some(most)) if known == most => Some(known as u64),
         _ => None,
     };
-    let on_terminal = !args.quiet && io::stderr().is_terminal();
+    // Text on the terminal's stdout would tear the bar on its stderr.
+    let on_terminal = !args.quiet
+        && io::stderr().is_terminal()
+        && !(text.is_some() && io::stdout().is_terminal());
     // A file's inputs are counted up front for the bar; a pipe's cannot be.
     let counted = match (total, &args.input_file, &args.lines) {
         (None, Some(path), _) if on_terminal => inputs::count(path, false),
@@ -136,7 +144,9 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     };
     // Inputs with a record already (--resume) are not run again.
     let to_run = counted.map(|count| count.saturating_sub(recorded.len() as u64));
-    let live = RefCell::new(Live::new(on_terminal, to_run, !args.no_echo));
+    // Text shows the tasks' output on stdout already: no echo on stderr.
+    let echo = !args.no_echo && text.is_none();
+    let live = RefCell::new(Live::new(on_terminal, to_run, echo));
     let started = Instant::now();
     // A command program reads text: a string input is given as its text.
     let text_io = task.kind() == TaskKind::Command;
@@ -164,10 +174,12 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 }
             });
         }
-        let output = &output;
+        let outboxes = &outboxes;
         scope.spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = helpers_stop.recv_timeout(FLUSH_EVERY) {
-                output.flush_in_background();
+                for outbox in outboxes {
+                    outbox.flush_in_background();
+                }
             }
         });
         scope.spawn(|| {
@@ -176,10 +188,11 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 if let Some(stop) = lock(&map_stop).as_ref() {
                     stop.stop();
                 }
-                interrupt(args, &pool, &mut signals, output);
+                interrupt(args, &pool, &mut signals, outboxes);
             }
         });
-        let mut writer = RecordWriter::new(output, args.report.is_some(), live.borrow().bar());
+        let mut writer = RecordWriter::new(&output, args.report.is_some(), live.borrow().bar());
+        writer.text = text.as_ref().map(|text| (text, text_io));
         let written = write_records(
             inputs,
             args,
@@ -208,9 +221,11 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
         report::write(rows, &args.task.display().to_string(), &notes, path)?;
     }
     drop(written);
-    match output.flush().context("cannot write the records") {
-        Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
-        flushed => flushed?,
+    for outbox in &outboxes {
+        match outbox.flush().context("cannot write the records") {
+            Err(error) if reader_gone(&error) => return Ok(EXIT_OK),
+            flushed => flushed?,
+        }
     }
     let ledger = lock(&ledger);
     if let (Some((index, line)), Some(path)) = (ledger.differs, &args.output) {
@@ -256,7 +271,7 @@ fn read_inputs(args: &RunArgs) -> anyhow::Result<Box<dyn Iterator<Item = Input> 
 }
 
 /// Where the records go: the output file (appended to with `--resume`),
-/// else stdout.
+/// else stdout, else (--format text, whose stdout is the tasks') nowhere.
 fn open_output(args: &RunArgs) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match &args.output {
         Some(path) => {
@@ -269,6 +284,7 @@ fn open_output(args: &RunArgs) -> anyhow::Result<Box<dyn Write + Send>> {
                 .with_context(|| format!("cannot open the output file {}", path.display()))?;
             Box::new(BufWriter::new(file))
         }
+        None if args.format == Format::Text => Box::new(io::sink()),
         None => Box::new(BufWriter::new(io::stdout())),
     })
 }
@@ -276,7 +292,12 @@ fn open_output(args: &RunArgs) -> anyhow::Result<Box<dyn Write + Send>> {
 /// After SIGINT or SIGTERM: says what happens, then stops the running
 /// tasks after a grace, or (with `--no-interrupt`, where they cannot be
 /// stopped) waits for them unless a second signal comes.
-fn interrupt<E: Executor>(args: &RunArgs, pool: &E, signals: &mut Signals, output: &BlockWriter) {
+fn interrupt<E: Executor>(
+    args: &RunArgs,
+    pool: &E,
+    signals: &mut Signals,
+    outboxes: &[&BlockWriter],
+) {
     // On a cluster, a signal often means that a rank died and mpirun is
     // ending the job, with little time left: say at once, in one write,
     // what each rank held.
@@ -310,7 +331,9 @@ fn interrupt<E: Executor>(args: &RunArgs, pool: &E, signals: &mut Signals, outpu
     // whole lines; --resume runs the rest.
     pool.shutdown(false, true);
     if signals.forever().next().is_some() {
-        let _ = output.flush();
+        for outbox in outboxes {
+            let _ = outbox.flush();
+        }
         let _ = io::stderr()
             .write_all(b"wasmpool: interrupted again: not waiting for the running tasks\n");
         std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -570,7 +593,7 @@ fn write_records(
             let mut writer = writer.borrow_mut();
             writer.write_invalid(&mut lock(ledger), usize::MAX)?;
             let record = lock(ledger).record(position, &result);
-            writer.write_if(keep(&result), &record)?;
+            writer.write_if(keep(&result), &record, &result)?;
         }
     } else {
         let mut results = pool
@@ -591,7 +614,7 @@ fn write_records(
             let record = lock(ledger).record(position, &result);
             let mut writer = writer.borrow_mut();
             writer.write_invalid(&mut lock(ledger), record.index)?;
-            writer.write_if(keep(&result), &record)?;
+            writer.write_if(keep(&result), &record, &result)?;
         }
         writer.borrow_mut().order_buffer_filled = results.order_buffer_filled();
     }
@@ -678,6 +701,9 @@ struct RecordWriter<'w> {
     order_buffer_filled: usize,
     /// The progress bar, which an invalid input's record moves on too.
     bar: Option<ProgressBar>,
+    /// With --format text: where the tasks' output goes, and whether the
+    /// task is a command program.
+    text: Option<(&'w BlockWriter, bool)>,
 }
 
 impl<'w> RecordWriter<'w> {
@@ -690,19 +716,34 @@ impl<'w> RecordWriter<'w> {
             dropped: 0,
             order_buffer_filled: 0,
             bar,
+            text: None,
         }
     }
 
-    fn write_if(&mut self, keep: bool, record: &Record) -> anyhow::Result<()> {
+    fn write_if(&mut self, keep: bool, record: &Record, result: &TaskResult) -> anyhow::Result<()> {
         if keep {
-            self.write(record)
+            self.write(record, Some(result))
         } else {
             self.dropped += 1;
             Ok(())
         }
     }
 
-    fn write(&mut self, record: &Record) -> anyhow::Result<()> {
+    fn write(&mut self, record: &Record, result: Option<&TaskResult>) -> anyhow::Result<()> {
+        if let Some((text, text_io)) = self.text {
+            if let Some(result) = result {
+                text.push_bytes_with(|out| super::text::stdout_of(result, text_io, out))
+                    .context("cannot write the tasks' output")?;
+            }
+            let errors = super::text::stderr_of(record, result, text_io);
+            if !errors.is_empty() {
+                let write = || io::stderr().lock().write_all(&errors);
+                let _ = match &self.bar {
+                    Some(bar) => bar.suspend(write),
+                    None => write(),
+                };
+            }
+        }
         match record.error_kind() {
             None => self.ok += 1,
             Some(kind) => *self.failed_by_kind.entry(kind.to_string()).or_default() += 1,
@@ -726,7 +767,7 @@ impl<'w> RecordWriter<'w> {
             .is_some_and(|record| record.index < before)
         {
             let record = ledger.invalid.pop_front().expect("checked above");
-            self.write(&record)?;
+            self.write(&record, None)?;
             if let Some(bar) = &self.bar {
                 bar.inc(1);
             }
