@@ -221,6 +221,116 @@ fn resuming_with_other_inputs_is_refused_naming_the_first_that_differs() {
     assert_eq!(records[4]["ok"], fib(4));
 }
 
+/// A flaky night: two inputs fail for want of a file, one times out.
+/// `--retry-failed=guest-error` runs the first two again, then a bare
+/// `--retry-failed` the rest; the records file keeps one line per input.
+#[test]
+fn retrying_failures_replaces_their_records_and_keeps_one_per_input() {
+    let dir = tempdir("cli-retry-failed");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (inputs, out) = (dir.join("inputs.jsonl"), dir.join("results.jsonl"));
+    std::fs::write(
+        &inputs,
+        [
+            r#"{"op": "read", "path": "/data/a"}"#,
+            r#"{"op": "random"}"#,
+            r#"{"op": "read", "path": "/data/b"}"#,
+            r#"{"op": "await", "path": "/data/late"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let grant = format!("{}::/data", data.display());
+    let run_with = |extra: &[&str]| {
+        let args = [
+            "-j",
+            "2",
+            "--timeout",
+            "1s",
+            "--dir",
+            &grant,
+            "--input-file",
+            inputs.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        run(&guest("sandbox-probe"), &[&args[..], extra].concat())
+    };
+    let by_index = || {
+        let mut records = records(&std::fs::read(&out).unwrap());
+        records.sort_by_key(|record| record["index"].as_u64());
+        let indices: Vec<u64> = records
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(indices, [0, 1, 2, 3], "one record per input");
+        records
+    };
+    let night = run_with(&[]);
+    assert_eq!(night.status.code(), Some(1), "{}", stderr(&night));
+    let kinds: Vec<Option<String>> = (by_index().iter())
+        .map(|r| r["error"]["kind"].as_str().map(str::to_string))
+        .collect();
+    let expected = [
+        Some("guest-error"),
+        None,
+        Some("guest-error"),
+        Some("timeout"),
+    ];
+    assert_eq!(kinds, expected.map(|kind| kind.map(str::to_string)));
+    let random = by_index()[1]["ok"].clone();
+
+    std::fs::write(data.join("a"), "A").unwrap();
+    std::fs::write(data.join("b"), "B").unwrap();
+    let morning = run_with(&["--retry-failed=guest-error"]);
+    assert_eq!(morning.status.code(), Some(0), "{}", stderr(&morning));
+    assert!(
+        stderr(&morning).contains("retrying 2 failed inputs"),
+        "{}",
+        stderr(&morning)
+    );
+    assert!(
+        stderr(&morning).contains("2 tasks: 2 ok"),
+        "{}",
+        stderr(&morning)
+    );
+    let records = by_index();
+    assert_eq!(
+        (&records[0]["ok"], &records[2]["ok"]),
+        (&Value::from("A"), &Value::from("B"))
+    );
+    assert_eq!(records[1]["ok"], random, "a success is kept, not run again");
+    assert_eq!(
+        records[3]["error"]["kind"], "timeout",
+        "not a kind asked for"
+    );
+
+    std::fs::write(data.join("late"), "").unwrap();
+    let again = run_with(&["--retry-failed"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("1 task: 1 ok"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(by_index().iter().all(|record| record["error"].is_null()));
+
+    let unknown = run_with(&["--retry-failed=timeout,oops"]);
+    assert_refused(&unknown, "unknown error kind `oops`");
+    let missing = run(
+        &guest("sandbox-probe"),
+        &[
+            "--inputs",
+            "[1]",
+            "-o",
+            dir.join("none.jsonl").to_str().unwrap(),
+            "--retry-failed",
+        ],
+    );
+    assert_refused(&missing, "--retry-failed: cannot read the records");
+}
+
 /// `wasmpool run ... | head -1`: once the reader has gone, the run ends
 /// quietly with 0, as Unix filters do, not with a write error.
 #[test]

@@ -65,6 +65,14 @@ struct Cli {
     command: Command,
 }
 
+impl RunArgs {
+    /// Whether the run adds to the records already in --output
+    /// (--resume, --retry-failed) rather than start it afresh.
+    fn appends(&self) -> bool {
+        self.resume || self.retry_failed.is_some()
+    }
+}
+
 /// What `wasmpool run` writes on stdout.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -231,6 +239,22 @@ pub(crate) struct RunArgs {
     /// that have none, and append.
     #[arg(long, requires = "output")]
     resume: bool,
+
+    /// With --output: run again the inputs whose record in FILE is a
+    /// failure (of any kind, or of the KINDS given, e.g.
+    /// --retry-failed=timeout,trap), and those without a record; their new
+    /// records replace the failed ones, so FILE keeps one per input.
+    #[arg(
+        long,
+        requires = "output",
+        conflicts_with = "resume",
+        value_name = "KINDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        value_parser = units::error_kinds
+    )]
+    retry_failed: Option<units::Kinds>,
 
     /// Stop a task after this much wall time (e.g. 5s, 500ms, 2m): kind `timeout`.
     #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Limits")]

@@ -3,6 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::hash::BuildHasher;
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -53,6 +54,65 @@ pub(crate) fn recorded_inputs(path: &Path) -> anyhow::Result<Recorded> {
             path.display()
         )
     })
+}
+
+/// `--retry-failed`: takes out of `path` the records of the inputs to run
+/// again, failures of a kind `retried` names, and returns how many. The file is
+/// rewritten beside itself and renamed over it, so that it holds, at every
+/// moment, either all its records or those kept: one per input, never a
+/// failure and its retry both. A last line cut short is dropped.
+pub(crate) fn take_failed(path: &Path, retried: impl Fn(&str) -> bool) -> anyhow::Result<usize> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "--retry-failed: cannot read the records {}: it needs the file of an earlier run",
+            path.display()
+        )
+    })?;
+    let whole = &bytes[..whole_lines(&bytes)];
+    let mut kept = Vec::with_capacity(whole.len());
+    let mut taken = 0;
+    for (number, line) in whole.split_inclusive(|&byte| byte == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let outcome: Outcome<'_> = serde_json::from_slice(line).map_err(|_| {
+            anyhow::anyhow!(
+                "line {} of {} is not a wasmpool record: cannot retry from this file",
+                number + 1,
+                path.display()
+            )
+        })?;
+        match outcome.error {
+            Some(error) if retried(&error.kind) => taken += 1,
+            _ => kept.extend_from_slice(line),
+        }
+    }
+    if taken > 0 {
+        let mut beside = path.as_os_str().to_owned();
+        beside.push(".retrying");
+        let beside = std::path::PathBuf::from(beside);
+        let written = std::fs::File::create(&beside).and_then(|mut file| {
+            file.write_all(&kept)?;
+            file.sync_all()
+        });
+        written
+            .and_then(|()| std::fs::rename(&beside, path))
+            .with_context(|| format!("cannot rewrite {} without its failures", path.display()))?;
+    }
+    Ok(taken)
+}
+
+/// What `--retry-failed` reads of a record: the kind of its failure.
+#[derive(serde::Deserialize)]
+struct Outcome<'a> {
+    #[serde(borrow)]
+    error: Option<Failure<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Failure<'a> {
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
 }
 
 /// What `--resume` reads of a record: its index and its input's text, as

@@ -117,8 +117,14 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
     };
     let task_path = super::task_file(&args.task, &python)?;
     let inputs = read_inputs(args)?;
-    let recorded = match (&args.output, args.resume) {
-        (Some(path), true) => resume::recorded_inputs(path)?,
+    if let (Some(path), Some(kinds)) = (&args.output, &args.retry_failed) {
+        let taken = resume::take_failed(path, |kind| kinds.cover(kind))?;
+        if !args.quiet {
+            eprintln!("wasmpool: retrying {taken} failed inputs, and any without a record");
+        }
+    }
+    let recorded = match &args.output {
+        Some(path) if args.appends() => resume::recorded_inputs(path)?,
         _ => resume::Recorded::default(),
     };
     let task = pool.load_with(&task_path, &load_options(args))?;
@@ -278,8 +284,8 @@ fn open_output(args: &RunArgs) -> anyhow::Result<Box<dyn Write + Send>> {
             let file = OpenOptions::new()
                 .create(true)
                 .write(true)
-                .append(args.resume)
-                .truncate(!args.resume)
+                .append(args.appends())
+                .truncate(!args.appends())
                 .open(path)
                 .with_context(|| format!("cannot open the output file {}", path.display()))?;
             Box::new(BufWriter::new(file))

@@ -44,6 +44,36 @@ pub(crate) fn size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| expected.to_string())
 }
 
+/// Error kinds; none for every kind.
+#[derive(Clone, Debug)]
+pub(crate) struct Kinds(pub(crate) Vec<wasmpool::ErrorKind>);
+
+impl Kinds {
+    pub(crate) fn cover(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|kind| kind.as_str() == name)
+    }
+}
+
+/// `timeout,trap`: error kinds by name ([`wasmpool::ErrorKind::as_str`]),
+/// or `all`: every kind.
+pub(crate) fn error_kinds(text: &str) -> Result<Kinds, String> {
+    if text == "all" {
+        return Ok(Kinds(Vec::new()));
+    }
+    text.split(',')
+        .map(|name| {
+            wasmpool::ErrorKind::from_name(name.trim()).ok_or_else(|| {
+                let names: Vec<&str> = wasmpool::ErrorKind::ALL.map(|kind| kind.as_str()).to_vec();
+                format!(
+                    "unknown error kind `{name}`: expected all, or some of {}",
+                    names.join(", ")
+                )
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Kinds)
+}
+
 /// `KEY=VALUE`.
 pub(crate) fn env_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
