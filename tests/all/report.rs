@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -11,7 +12,12 @@ use crate::support::{guest, tempdir, wasmpool};
 
 /// The page as Chromium sees it once loaded.
 fn render_in_chromium(page: &Path) -> String {
-    let profile = tempdir("report-chromium-profile");
+    // A profile of its own for each page: Chromium locks its profile.
+    static PAGES: AtomicUsize = AtomicUsize::new(0);
+    let profile = tempdir(&format!(
+        "report-chromium-profile-{}",
+        PAGES.fetch_add(1, Ordering::Relaxed)
+    ));
     let output = Command::new("chromium")
         .args([
             "--headless",
@@ -104,6 +110,64 @@ fn a_real_runs_report_shows_lanes_bars_and_errors_in_a_browser() {
     assert!(status.success());
     let dom = render_in_chromium(&again);
     assert_eq!(dom.matches("class=\"bar ").count(), 30);
+}
+
+/// 5,000 tasks, more than the timeline draws: a slow one among tiny ones,
+/// failures of one kind with two messages, an input that never ran.
+#[test]
+fn a_large_runs_report_keeps_what_explains_it_and_counts_every_input() {
+    let dir = tempdir("report-large");
+    let (inputs, page) = (dir.join("inputs.jsonl"), dir.join("report.html"));
+    let mut lines = vec!["1"; 5000];
+    lines[2500] = "32";
+    lines[100] = "\"x\"";
+    lines[200] = "\"x\"";
+    lines[300] = "[1]";
+    lines[400] = "{oops";
+    std::fs::write(&inputs, lines.join("\n")).unwrap();
+    let status = wasmpool()
+        .arg("run")
+        .arg(guest("fib"))
+        .args(["-q", "-j", "2", "--output", "/dev/null", "--input-file"])
+        .arg(&inputs)
+        .arg("--report")
+        .arg(&page)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "some inputs fail on purpose");
+
+    let dom = render_in_chromium(&page);
+    assert!(
+        dom.contains("<dd id=\"tasks\">5000</dd>"),
+        "every input counted"
+    );
+    assert!(dom.contains("<dd id=\"ran\">4999</dd>"));
+    assert!(dom.contains("<dd id=\"never-ran\">1 (invalid-input: 1)</dd>"));
+    // Sampled, yet every failure that ran and the slow task are drawn.
+    assert!(dom.contains("4999 tasks ran: the timeline draws every failed one (3)"));
+    assert_eq!(dom.matches("class=\"bar failed\"").count(), 3);
+    assert!(
+        dom.contains("task 2500: input 32,"),
+        "the slowest task is drawn"
+    );
+    // A log scale: the tiny tasks spread over bins, the slow one apart.
+    let filled = dom.matches("class=\"bin\" data-count=\"").count()
+        - dom.matches("class=\"bin\" data-count=\"0\"").count();
+    assert!(filled >= 3, "{filled} bins hold tasks");
+    for name in ["p50", "p90", "p99", "max"] {
+        assert!(dom.contains(&format!("<dd id=\"{name}\">")), "{name}");
+    }
+    // One kind, two messages, each with its count and its inputs.
+    assert!(dom.contains(
+        "data-kind=\"guest-error\"><td>guest-error</td><td class=\"count\">3</td>\
+         <td colspan=\"2\">2 distinct messages</td>"
+    ));
+    assert!(dom.contains(
+        "<td class=\"count\">2</td><td class=\"message\">invalid input: invalid type: string"
+    ));
+    assert!(dom.contains(
+        "<td class=\"count\">1</td><td class=\"message\">invalid input: invalid type: sequence"
+    ));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `wasmpool report`: one self-contained HTML page from a run's records: a
-//! timeline with a lane per worker, a histogram of durations, the errors by
-//! kind and the run's summary. Inline SVG and CSS only, so it opens anywhere,
+//! timeline with a lane per worker, a log-scale histogram of durations with
+//! percentiles, the errors by kind and message, and the run's summary. Inline SVG and CSS only, so it opens anywhere,
 //! offline.
 
 use std::collections::BTreeMap;
@@ -11,9 +11,17 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// Past this many tasks the timeline draws an even sample, and says so.
+/// Past this many tasks the timeline draws a sample, and says so.
 const MAX_BARS: usize = 4000;
+/// The longest tasks, which the timeline draws whatever it samples.
+const LONGEST_BARS: usize = 100;
+/// Failed tasks the timeline draws at most: past it, an even sample.
+const MAX_FAILED_BARS: usize = 20_000;
 const HISTOGRAM_BINS: usize = 30;
+/// Distinct messages the error table shows of a kind, the most frequent.
+const MESSAGES_PER_KIND: usize = 10;
+/// Inputs shown with each message.
+const EXAMPLE_INPUTS: usize = 3;
 
 /// What the report needs of one record.
 pub(crate) struct Row {
@@ -113,12 +121,13 @@ const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}\
 
 fn summary(page: &mut String, rows: &[Row]) {
     let failed = rows.iter().filter(|row| row.kind.is_some()).count();
+    let ran = rows.iter().filter(|row| row.worker.is_some()).count();
     let workers = lanes(rows).len().max(1);
     let (first, last) = span(rows);
     let wall_ms = (last - first).max(0.0);
     let busy_ms: f64 = rows.iter().map(|row| row.duration_ms).sum();
     let rate = if wall_ms > 0.0 {
-        rows.len() as f64 / (wall_ms / 1e3)
+        ran as f64 / (wall_ms / 1e3)
     } else {
         0.0
     };
@@ -127,16 +136,36 @@ fn summary(page: &mut String, rows: &[Row]) {
     } else {
         0.0
     };
+    // Inputs refused before running (invalid-input), or cancelled first:
+    // records without a run, counted by kind.
+    let mut never: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in rows.iter().filter(|row| row.worker.is_none()) {
+        *never
+            .entry(row.kind.as_deref().unwrap_or("ok"))
+            .or_default() += 1;
+    }
+    let never_ran = if never.is_empty() {
+        "0".to_string()
+    } else {
+        let kinds: Vec<String> = never
+            .iter()
+            .map(|(kind, n)| format!("{kind}: {n}"))
+            .collect();
+        format!("{} ({})", rows.len() - ran, kinds.join(", "))
+    };
     let _ = write!(
         page,
         "<h2>Summary</h2><dl class=\"summary\" id=\"summary\">\
          <dt>tasks</dt><dd id=\"tasks\">{}</dd><dt>ok</dt><dd id=\"ok\">{}</dd>\
          <dt>failed</dt><dd id=\"failed\">{failed}</dd>\
+         <dt>ran</dt><dd id=\"ran\">{ran}</dd>\
+         <dt>never ran</dt><dd id=\"never-ran\">{}</dd>\
          <dt>wall time</dt><dd>{:.3} s</dd><dt>tasks per second</dt><dd>{rate:.1}</dd>\
          <dt>workers</dt><dd>{workers}</dd>\
          <dt>utilisation</dt><dd>{utilisation:.1}% of the workers' time</dd></dl>",
         rows.len(),
         rows.len() - failed,
+        escape(&never_ran),
         wall_ms / 1e3,
     );
 }
@@ -170,14 +199,12 @@ fn timeline(page: &mut String, rows: &[Row]) {
         page.push_str("<p class=\"note\">No task ran.</p>");
         return;
     }
-    let stride = timed.len().div_ceil(MAX_BARS);
-    if stride > 1 {
+    let (drawn, sampled) = sample(&timed);
+    if let Some(note) = sampled {
         let _ = write!(
             page,
-            "<p class=\"note\" id=\"sampled\">{} tasks: the timeline shows every {stride}th, \
-             {} bars. The summary, histogram and error table count every task.</p>",
-            timed.len(),
-            timed.len().div_ceil(stride)
+            "<p class=\"note\" id=\"sampled\">{}</p>",
+            escape(&note)
         );
     }
     let (first, last) = span(rows);
@@ -200,7 +227,7 @@ fn timeline(page: &mut String, rows: &[Row]) {
             y + 18.0
         );
     }
-    for row in timed.iter().step_by(stride) {
+    for row in drawn {
         let lane = lanes
             .iter()
             .position(|&worker| Some(worker) == row.worker)
@@ -235,17 +262,98 @@ fn timeline(page: &mut String, rows: &[Row]) {
     );
 }
 
+/// Which of the tasks that ran the timeline draws: all when they fit in
+/// [`MAX_BARS`]; else every failed one (an even sample of them past
+/// [`MAX_FAILED_BARS`]), the [`LONGEST_BARS`] longest, and an even sample
+/// of the others, with a note that says so. Never a sample that hides
+/// what explains the run: the failures and the tasks that held it up.
+fn sample<'r>(timed: &[&'r Row]) -> (Vec<&'r Row>, Option<String>) {
+    if timed.len() <= MAX_BARS {
+        return (timed.to_vec(), None);
+    }
+    let mut by_duration: Vec<usize> = (0..timed.len()).collect();
+    let longest = LONGEST_BARS.min(timed.len());
+    by_duration.select_nth_unstable_by(longest - 1, |&a, &b| {
+        timed[b].duration_ms.total_cmp(&timed[a].duration_ms)
+    });
+    let mut drawn = vec![false; timed.len()];
+    for &index in &by_duration[..longest] {
+        drawn[index] = true;
+    }
+    let failed: Vec<usize> = (0..timed.len())
+        .filter(|&index| timed[index].kind.is_some())
+        .collect();
+    let failed_stride = failed.len().div_ceil(MAX_FAILED_BARS).max(1);
+    for &index in failed.iter().step_by(failed_stride) {
+        drawn[index] = true;
+    }
+    let others: Vec<usize> = (0..timed.len()).filter(|&index| !drawn[index]).collect();
+    let room = MAX_BARS.saturating_sub(timed.len() - others.len()).max(1);
+    let stride = others.len().div_ceil(room).max(1);
+    for &index in others.iter().step_by(stride) {
+        drawn[index] = true;
+    }
+    let rows: Vec<&Row> = (0..timed.len())
+        .filter(|&index| drawn[index])
+        .map(|index| timed[index])
+        .collect();
+    let failures = if failed_stride == 1 {
+        format!("every failed one ({})", failed.len())
+    } else {
+        format!("one in {failed_stride} of the {} failed", failed.len())
+    };
+    let note = format!(
+        "{} tasks ran: the timeline draws {failures}, the {longest} longest, and one in \
+         {stride} of the others: {} bars. The summary, histogram and error table count \
+         every task.",
+        timed.len(),
+        rows.len(),
+    );
+    (rows, Some(note))
+}
+
+/// The value below which `fraction` of the sorted `values` lie (nearest
+/// rank).
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    let rank = (fraction * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Durations of the tasks that ran, on a log scale: tiny tasks and the one
+/// that took a thousand times longer both show. Percentiles above it.
 fn histogram(page: &mut String, rows: &[Row]) {
     page.push_str("<h2>Task durations</h2>");
-    let longest = rows.iter().map(|row| row.duration_ms).fold(0.0, f64::max);
-    if rows.is_empty() || longest <= 0.0 {
+    let mut durations: Vec<f64> = rows
+        .iter()
+        .filter(|row| row.worker.is_some())
+        .map(|row| row.duration_ms.max(0.0))
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let Some(&longest) = durations.last().filter(|&&longest| longest > 0.0) else {
         page.push_str("<p class=\"note\">No durations to show.</p>");
         return;
+    };
+    page.push_str("<dl class=\"summary\" id=\"percentiles\">");
+    for (name, fraction) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+        let _ = write!(
+            page,
+            "<dt>{name}</dt><dd id=\"{name}\">{:.3} ms</dd>",
+            percentile(&durations, fraction)
+        );
     }
+    page.push_str("</dl>");
+    let shortest = durations
+        .iter()
+        .copied()
+        .find(|&duration| duration > 0.0)
+        .unwrap_or(longest);
+    // Equal widths in log(duration); a task of 0 ms goes in the first bin.
+    let span = (longest / shortest).ln().max(f64::EPSILON);
+    let edge = |bin: usize| shortest * (span * bin as f64 / HISTOGRAM_BINS as f64).exp();
     let mut bins = [0usize; HISTOGRAM_BINS];
-    for row in rows {
-        let bin = ((row.duration_ms / longest) * HISTOGRAM_BINS as f64) as usize;
-        bins[bin.min(HISTOGRAM_BINS - 1)] += 1;
+    for &duration in &durations {
+        let position = (duration.max(shortest) / shortest).ln() / span;
+        bins[((position * HISTOGRAM_BINS as f64) as usize).min(HISTOGRAM_BINS - 1)] += 1;
     }
     let tallest = *bins.iter().max().unwrap_or(&1) as f64;
     let (width, height, bar) = (620.0, 160.0, 20.0);
@@ -256,34 +364,52 @@ fn histogram(page: &mut String, rows: &[Row]) {
         height + 20.0
     );
     for (bin, &count) in bins.iter().enumerate() {
-        let tall = height * count as f64 / tallest;
-        let low = longest * bin as f64 / HISTOGRAM_BINS as f64;
-        let high = longest * (bin + 1) as f64 / HISTOGRAM_BINS as f64;
+        // A bin with a few tasks among thousands still shows.
+        let tall = if count == 0 {
+            0.0
+        } else {
+            (height * count as f64 / tallest).max(2.0)
+        };
         let _ = write!(
             page,
-            "<rect class=\"bin\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{tall:.1}\">\
-             <title>{count} tasks of {low:.3} to {high:.3} ms</title></rect>",
+            "<rect class=\"bin\" data-count=\"{count}\" x=\"{:.1}\" y=\"{:.1}\" \
+             width=\"{:.1}\" height=\"{tall:.1}\"><title>{count} tasks of {:.3} to {:.3} ms\
+             </title></rect>",
             bin as f64 * bar + 10.0,
             height - tall,
-            bar - 2.0
+            bar - 2.0,
+            edge(bin),
+            edge(bin + 1),
         );
     }
+    let right = HISTOGRAM_BINS as f64 * bar + 10.0;
     let _ = write!(
         page,
-        "<text x=\"10\" y=\"{:.0}\">0 ms</text><text x=\"{:.0}\" y=\"{:.0}\" \
-         text-anchor=\"end\">{longest:.3} ms</text></svg>",
-        height + 16.0,
-        HISTOGRAM_BINS as f64 * bar + 10.0,
-        height + 16.0
+        "<text x=\"10\" y=\"{y:.0}\">{shortest:.3} ms</text>\
+         <text x=\"{:.0}\" y=\"{y:.0}\" text-anchor=\"middle\">{:.3} ms (log scale)</text>\
+         <text x=\"{right:.0}\" y=\"{y:.0}\" text-anchor=\"end\">{longest:.3} ms</text></svg>",
+        (right + 10.0) / 2.0,
+        edge(HISTOGRAM_BINS / 2),
+        y = height + 16.0,
     );
 }
 
+/// The failures by kind, and within a kind by distinct message, the most
+/// frequent first, each with a few of its inputs: a kind hides no message.
 fn errors(page: &mut String, rows: &[Row]) {
     page.push_str("<h2>Errors</h2>");
-    let mut kinds: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    let mut kinds: BTreeMap<&str, BTreeMap<&str, (usize, Vec<&str>)>> = BTreeMap::new();
     for row in rows {
         if let Some(kind) = &row.kind {
-            kinds.entry(kind).or_insert((0, &row.message)).0 += 1;
+            let (count, inputs) = kinds
+                .entry(kind)
+                .or_default()
+                .entry(&row.message)
+                .or_default();
+            *count += 1;
+            if inputs.len() < EXAMPLE_INPUTS {
+                inputs.push(&row.input);
+            }
         }
     }
     if kinds.is_empty() {
@@ -291,15 +417,41 @@ fn errors(page: &mut String, rows: &[Row]) {
         return;
     }
     page.push_str(
-        "<table id=\"errors\"><tr><th>kind</th><th>count</th><th>example message</th></tr>",
+        "<table id=\"errors\"><tr><th>kind</th><th>count</th><th>message</th>\
+         <th>inputs, for example</th></tr>",
     );
-    for (kind, (count, example)) in kinds {
+    for (kind, messages) in kinds {
+        let total: usize = messages.values().map(|(count, _)| count).sum();
+        let distinct = match messages.len() {
+            1 => "1 message".to_string(),
+            n => format!("{n} distinct messages"),
+        };
         let _ = write!(
             page,
             "<tr class=\"error-kind\" data-kind=\"{kind}\"><td>{kind}</td>\
-             <td class=\"count\">{count}</td><td>{}</td></tr>",
-            escape(&shorten(example, 200))
+             <td class=\"count\">{total}</td><td colspan=\"2\">{distinct}</td></tr>"
         );
+        let mut messages: Vec<(&str, (usize, Vec<&str>))> = messages.into_iter().collect();
+        messages.sort_by_key(|(_, (count, _))| std::cmp::Reverse(*count));
+        for (message, (count, inputs)) in messages.iter().take(MESSAGES_PER_KIND) {
+            let _ = write!(
+                page,
+                "<tr class=\"error-message\" data-kind=\"{kind}\"><td></td>\
+                 <td class=\"count\">{count}</td><td class=\"message\">{}</td><td>{}</td></tr>",
+                escape(&shorten(message, 200)),
+                escape(&inputs.join(", "))
+            );
+        }
+        if messages.len() > MESSAGES_PER_KIND {
+            let rest = &messages[MESSAGES_PER_KIND..];
+            let tasks: usize = rest.iter().map(|(_, (count, _))| count).sum();
+            let _ = write!(
+                page,
+                "<tr class=\"note\"><td></td><td class=\"count\">{tasks}</td>\
+                 <td colspan=\"2\">and {} other messages</td></tr>",
+                rest.len()
+            );
+        }
     }
     page.push_str("</table>");
 }
@@ -349,10 +501,56 @@ mod tests {
     }
 
     #[test]
-    fn samples_past_the_bar_limit_and_says_so() {
-        let rows: Vec<Row> = (0..10_000).map(|i| row(i, i % 2, i as f64, None)).collect();
+    fn samples_past_the_bar_limit_keeping_the_failed_and_the_longest_and_says_so() {
+        let mut rows: Vec<Row> = (0..10_000).map(|i| row(i, i % 2, i as f64, None)).collect();
+        for index in [1, 7_777, 9_999] {
+            rows[index].kind = Some("timeout".to_string());
+        }
+        rows[4_243].duration_ms = 2_000.0;
         let page = render(&rows, "t", &[]);
         assert!(page.contains("id=\"sampled\""));
+        assert!(page.contains("the timeline draws every failed one (3), the 100 longest"));
         assert!(page.matches("class=\"bar ").count() <= MAX_BARS);
+        assert_eq!(page.matches("class=\"bar failed\"").count(), 3);
+        assert!(page.contains("task 4243: input"));
+    }
+
+    #[test]
+    fn durations_show_on_a_log_scale_with_percentiles() {
+        let mut rows: Vec<Row> = (0..1000).map(|i| row(i, 0, i as f64, None)).collect();
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.duration_ms = 0.01 * (1 + i % 10) as f64;
+        }
+        rows[500].duration_ms = 2_000.0;
+        let page = render(&rows, "t", &[]);
+        // Linear bins would put 999 tasks in the first; log bins spread them.
+        let filled = page.matches("class=\"bin\" data-count=\"").count()
+            - page.matches("class=\"bin\" data-count=\"0\"").count();
+        assert!(filled >= 5, "{filled} bins hold tasks");
+        assert!(page.contains("<dd id=\"p50\">0.060 ms</dd>"));
+        assert!(page.contains("<dd id=\"p90\">0.100 ms</dd>"));
+        assert!(page.contains("<dd id=\"max\">2000.000 ms</dd>"));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.99), 4.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn errors_are_grouped_by_kind_and_by_message() {
+        let mut rows = vec![
+            row(0, 0, 0.0, Some("guest-error")),
+            row(1, 0, 1.0, Some("guest-error")),
+            row(2, 0, 2.0, Some("guest-error")),
+        ];
+        rows[0].message = "missing field `lang`".to_string();
+        rows[1].message = "missing field `lang`".to_string();
+        rows[2].message = "unsupported language".to_string();
+        let page = render(&rows, "t", &[]);
+        assert!(page.contains("<td class=\"count\">3</td><td colspan=\"2\">2 distinct messages"));
+        assert!(
+            page.contains("<td class=\"count\">2</td><td class=\"message\">missing field `lang`")
+        );
+        assert!(
+            page.contains("<td class=\"count\">1</td><td class=\"message\">unsupported language")
+        );
     }
 }
