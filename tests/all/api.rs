@@ -792,17 +792,37 @@ fn an_ordered_map_runs_past_a_slow_task_as_far_as_its_order_buffer_allows() {
 #[test]
 fn the_library_alone_pulls_in_none_of_the_commands_dependencies() {
     let output = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "-p", "wasmpool", "--edges", "normal", "--no-default-features"])
+        .args([
+            "tree",
+            "-p",
+            "wasmpool",
+            "--edges",
+            "normal",
+            "--no-default-features",
+        ])
         .args(["--depth", "1", "--prefix", "none", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
     let tree = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(tree.contains("wasmtime v"), "{tree}");
-    let names: std::collections::BTreeSet<&str> =
-        tree.lines().filter_map(|line| line.split(' ').next()).collect();
-    for command_only in ["clap", "indicatif", "signal-hook", "mimalloc", "rustc-hash", "itoa"] {
+    let names: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    for command_only in [
+        "clap",
+        "indicatif",
+        "signal-hook",
+        "mimalloc",
+        "rustc-hash",
+        "itoa",
+    ] {
         assert!(!names.contains(command_only), "{command_only} in\n{tree}");
     }
 }

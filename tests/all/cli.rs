@@ -438,22 +438,28 @@ fn build_fails_cleanly_on_a_directory_without_a_crate() {
     assert_refused(&output, "is not a Rust crate (no Cargo.toml)");
 }
 
-#[test]
-fn on_a_terminal_each_tasks_output_and_progress_show_as_it_runs() {
-    let out = tempdir("cli-tty").join("records.jsonl");
+/// What a person sees of `BEFORE wasmpool run really-hard-task ARGS` in a
+/// shell on a terminal (`script` gives the command a pseudo-terminal), once
+/// it has succeeded.
+fn on_a_terminal(before: &str, args: &str) -> String {
     let command = format!(
-        "'{}' run '{}' --inputs '[7]' --output '{}'",
+        "{before} '{}' run '{}' {args}",
         env!("CARGO_BIN_EXE_wasmpool"),
         guest("really-hard-task").display(),
-        out.display()
     );
-    // `script` runs the command on a pseudo-terminal, as a person would.
     let on_terminal = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .output()
         .expect("run script(1)");
-    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    let shown = String::from_utf8_lossy(&on_terminal.stdout).into_owned();
     assert!(on_terminal.status.success(), "{shown}");
+    shown
+}
+
+#[test]
+fn on_a_terminal_each_tasks_output_and_progress_show_as_it_runs() {
+    let out = tempdir("cli-tty").join("records.jsonl");
+    let shown = on_a_terminal("", &format!("--inputs '[7]' --output '{}'", out.display()));
     assert!(
         shown.contains("finished task crunching 7 with result"),
         "{shown}"
@@ -472,18 +478,10 @@ fn on_a_terminal_each_tasks_output_and_progress_show_as_it_runs() {
 #[test]
 fn on_a_terminal_inputs_from_a_pipe_show_a_bar_without_a_total() {
     let out = tempdir("cli-tty-pipe").join("records.jsonl");
-    let command = format!(
-        "echo 7 | '{}' run '{}' --input-file - --output '{}'",
-        env!("CARGO_BIN_EXE_wasmpool"),
-        guest("really-hard-task").display(),
-        out.display()
+    let shown = on_a_terminal(
+        "echo 7 |",
+        &format!("--input-file - --output '{}'", out.display()),
     );
-    let on_terminal = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("run script(1)");
-    let shown = String::from_utf8_lossy(&on_terminal.stdout);
-    assert!(on_terminal.status.success(), "{shown}");
     // A pipe's inputs cannot be counted up front: done so far, failed,
     // running and the rate, with no total and no time left.
     assert!(
@@ -503,19 +501,14 @@ fn on_a_terminal_a_files_inputs_are_counted_and_the_bar_can_show_alone() {
     let inputs = dir.join("inputs.jsonl");
     // Blank lines are no inputs: two in all.
     std::fs::write(&inputs, "7\n\n3\n").unwrap();
-    let command = format!(
-        "'{}' run '{}' -j 2 --input-file '{}' --output '{}' --no-echo",
-        env!("CARGO_BIN_EXE_wasmpool"),
-        guest("really-hard-task").display(),
-        inputs.display(),
-        dir.join("records.jsonl").display(),
+    let shown = on_a_terminal(
+        "",
+        &format!(
+            "-j 2 --input-file '{}' --output '{}' --no-echo",
+            inputs.display(),
+            dir.join("records.jsonl").display()
+        ),
     );
-    let on_terminal = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("run script(1)");
-    let shown = String::from_utf8_lossy(&on_terminal.stdout);
-    assert!(on_terminal.status.success(), "{shown}");
     assert!(
         shown.contains("/2 done, 0 failed, 2 running (50% 50%)"),
         "{shown}"
