@@ -643,16 +643,39 @@ fn no_interrupt_refuses_a_timeout_and_runs_as_usual() {
     assert_eq!(oks, [fib(20), fib(25)]);
 }
 
-/// Inputs for the sandbox probe: the first waits for a flag file that only
-/// the last writes, with `fast` quick tasks between them, more than the map
-/// keeps in flight.
-fn waiting_for_the_last(dir: &Path, fast: usize) -> std::path::PathBuf {
+/// The sandbox probe on 2 workers in input order, its first input waiting
+/// for a flag file that only its last writes, with 1,000 quick ones between
+/// them (more than the map keeps in flight): the run's output, and its
+/// summary as JSON. Its report goes to `dir/report.html`.
+fn waiting_for_the_last(dir: &Path, args: &[&str]) -> (std::process::Output, Value) {
     let mut lines = vec![r#"{"op": "await", "path": "/data/flag"}"#.to_string()];
-    lines.extend((0..fast).map(|_| r#"{"op": "random"}"#.to_string()));
+    lines.extend((0..1000).map(|_| r#"{"op": "random"}"#.to_string()));
     lines.push(r#"{"op": "write", "path": "/data/flag", "text": "go"}"#.to_string());
     let inputs = dir.join("inputs.jsonl");
     std::fs::write(&inputs, lines.join("\n")).unwrap();
-    inputs
+    let (summary, report) = (dir.join("summary.json"), dir.join("report.html"));
+    let data = format!("{}::/data", dir.display());
+    let output = run(
+        &guest("sandbox-probe"),
+        &[
+            &[
+                "--workers",
+                "2",
+                "--dir-rw",
+                &data,
+                "--input-file",
+                inputs.to_str().unwrap(),
+                "--summary-json",
+                summary.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            args,
+        ]
+        .concat(),
+    );
+    let summary = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    (output, summary)
 }
 
 #[test]
@@ -661,34 +684,15 @@ fn in_input_order_the_workers_run_on_past_a_slow_task() {
     // running ahead of it (past the 256 tasks a map keeps in flight), the
     // last never starts and the first times out.
     let dir = tempdir("order-run-ahead");
-    let inputs = waiting_for_the_last(&dir, 1000);
-    let data = format!("{}::/data", dir.display());
-    let summary = dir.join("summary.json");
-    let output = run(
-        &guest("sandbox-probe"),
-        &[
-            "--workers",
-            "2",
-            "--timeout",
-            "30s",
-            "--dir-rw",
-            &data,
-            "--input-file",
-            inputs.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-        ],
-    );
+    let (output, summary) = waiting_for_the_last(&dir, &["--timeout", "30s"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let records = records(&output.stdout);
-    assert_eq!(records.len(), 1002);
     assert_eq!(records[0]["ok"], "appeared", "{}", records[0]);
     let indices: Vec<u64> = records
         .iter()
         .map(|r| r["index"].as_u64().unwrap())
         .collect();
     assert_eq!(indices, (0..1002).collect::<Vec<_>>());
-    let summary: Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
     assert_eq!(summary["order_buffer_filled"], 0);
     assert!(!stderr(&output).contains("order buffer"));
 }
@@ -696,35 +700,14 @@ fn in_input_order_the_workers_run_on_past_a_slow_task() {
 #[test]
 fn a_full_order_buffer_makes_the_workers_wait_and_the_run_says_so() {
     let dir = tempdir("order-buffer-full");
-    let inputs = waiting_for_the_last(&dir, 1000);
-    let data = format!("{}::/data", dir.display());
-    let (summary, report) = (dir.join("summary.json"), dir.join("report.html"));
-    let output = run(
-        &guest("sandbox-probe"),
-        &[
-            "--workers",
-            "2",
-            "--timeout",
-            "1s",
-            "--order-buffer",
-            "1KiB",
-            "--dir-rw",
-            &data,
-            "--input-file",
-            inputs.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    );
+    let (output, summary) =
+        waiting_for_the_last(&dir, &["--timeout", "1s", "--order-buffer", "1KiB"]);
     // The last task starts only once the first has timed out.
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let records = records(&output.stdout);
     assert_eq!(records.len(), 1002);
     assert_eq!(records[0]["error"]["kind"], "timeout", "{}", records[0]);
     assert_eq!(records[1001]["ok"], "written");
-    let summary: Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
     assert!(
         summary["order_buffer_filled"].as_u64().unwrap() >= 1,
         "{summary}"
@@ -734,7 +717,7 @@ fn a_full_order_buffer_makes_the_workers_wait_and_the_run_says_so() {
         "{}",
         stderr(&output)
     );
-    let page = std::fs::read_to_string(report).unwrap();
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(page.contains("filled the order buffer"));
 }
 
