@@ -10,9 +10,15 @@ import textwrap
 
 import pytest
 
+# The script takes Ctrl-C as a program started from a terminal does, even
+# when the tests run where SIGINT is ignored (a background job of a
+# non-interactive shell, whose children inherit the ignoring).
 SCRIPT = """
+import signal
 import time
 from wasmpool import WasmPoolExecutor
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def nap(seconds):
     time.sleep(seconds)
