@@ -197,7 +197,8 @@ fn run_on<E: Executor + Sync>(args: &RunArgs, pool: E) -> anyhow::Result<u8> {
                 interrupt(args, &pool, &mut signals, outboxes);
             }
         });
-        let mut writer = RecordWriter::new(&output, args.report.is_some(), live.borrow().bar());
+        let records = (text.is_none() || args.output.is_some()).then_some(&output);
+        let mut writer = RecordWriter::new(records, args.report.is_some(), live.borrow().bar());
         writer.text = text.as_ref().map(|text| (text, text_io));
         let written = write_records(
             inputs,
@@ -696,7 +697,8 @@ impl Ledger {
 
 /// Writes records as whole lines and counts the outcomes.
 struct RecordWriter<'w> {
-    outbox: &'w BlockWriter,
+    /// Where the records go; none with --format text and no --output.
+    outbox: Option<&'w BlockWriter>,
     /// What the report needs of each record written, with --report.
     report: Option<Vec<report::Row>>,
     ok: usize,
@@ -713,7 +715,7 @@ struct RecordWriter<'w> {
 }
 
 impl<'w> RecordWriter<'w> {
-    fn new(outbox: &'w BlockWriter, report: bool, bar: Option<ProgressBar>) -> Self {
+    fn new(outbox: Option<&'w BlockWriter>, report: bool, bar: Option<ProgressBar>) -> Self {
         RecordWriter {
             outbox,
             report: report.then(Vec::new),
@@ -760,9 +762,12 @@ impl<'w> RecordWriter<'w> {
         }
         // Whole lines, in blocks: a reader of the file never sees half a
         // line, and sees each record within FLUSH_EVERY of its task's end.
-        self.outbox
-            .push_with(|out| record.write_json(out))
-            .context("cannot write the records")
+        match self.outbox {
+            Some(outbox) => outbox
+                .push_with(|out| record.write_json(out))
+                .context("cannot write the records"),
+            None => Ok(()),
+        }
     }
 
     /// Writes the records of invalid inputs numbered below `before`.
