@@ -163,9 +163,9 @@ fn an_attacking_guest_hurts_only_itself() {
         .spawn()
         .unwrap();
     let peak = wait_with_peak_memory(child, 1);
-    // Each worker's task memory, and at most one copy of what it handed
-    // back, beside the host's own 64 MiB.
-    let bound = (64 << 20) + 2 * 2 * max_memory;
+    // Each worker's task memory, and one value it handed back (read only
+    // within the 64 MiB of --max-result), beside the host's own 64 MiB.
+    let bound = (64 << 20) + 2 * (max_memory + (64 << 20));
     assert!(peak < bound, "peak RSS {peak} bytes, bound {bound}");
 
     let records = records(&std::fs::read(&out).unwrap());
@@ -201,6 +201,56 @@ fn an_attacking_guest_hurts_only_itself() {
     // Handles the guest never drops stop at the store's limit, not at the
     // host's memory.
     assert!(message("leak-handles").contains("store handle limit exceeded"));
+}
+
+/// An `--invoke` result costs the host no more to read than `--max-result`
+/// allows: values cheap for the guest to make and costly to read (4,096
+/// lists aliasing one 64 KiB buffer; one list whose every element is a
+/// whole value on the host, though its JSON would be under the cap) end as
+/// `resource-limit` before the host allocates them, and the honest calls
+/// beside them are exact.
+#[test]
+fn an_invoke_result_costs_the_host_no_more_to_read_than_max_result() {
+    let dir = tempdir("hostile-invoke");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest-tasks/components/aliased-lists.wat");
+    let component = dir.join("aliased-lists.wasm");
+    std::fs::write(&component, wat::parse_file(source).unwrap()).unwrap();
+    let out = dir.join("records.jsonl");
+    let child = wasmpool()
+        .args(["run", "--invoke", "lists", "--max-result", "1MiB", "-q"])
+        .arg(&component)
+        .args(["--inputs", "[[0], [1], [0], [2], [0]]", "-o"])
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let peak = wait_with_peak_memory(child, 1);
+    // Unbounded, the aliased lists alone would take gigabytes.
+    let bound = (64 << 20) + 8 * (1 << 20);
+    assert!(peak < bound, "peak RSS {peak} bytes, bound {bound}");
+
+    let records = records(&std::fs::read(&out).unwrap());
+    assert_eq!(records.len(), 5);
+    for honest in [0, 2, 4] {
+        assert_eq!(
+            records[honest]["ok"],
+            serde_json::json!([[1, 2, 3], [1, 2, 3]])
+        );
+    }
+    for costly in [1, 3] {
+        let error = &records[costly]["error"];
+        assert_eq!(error["kind"], "resource-limit", "{}", records[costly]);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("over the limit of 1048576 bytes (max_result)"),
+            "{error}"
+        );
+    }
 }
 
 /// With `--reuse-instances`, one instance takes many inputs in one

@@ -32,7 +32,8 @@ pub enum ErrorKind {
     MemoryLimit,
     /// The task used up its fuel budget.
     FuelExhausted,
-    /// The task handed the host more than a cap allows: a result over
+    /// The task handed the host more than a cap allows: a result (or an
+    /// error, or a host call's argument) over
     /// [`PoolBuilder::max_result`](crate::PoolBuilder::max_result).
     ResourceLimit,
     /// The task was cancelled: before it ran, or while it ran.

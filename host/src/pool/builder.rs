@@ -97,12 +97,15 @@ impl PoolBuilder {
     /// How many bytes of a task's result the host takes (default 64 MiB):
     /// a task that returns more fails as
     /// [`ErrorKind::ResourceLimit`](crate::ErrorKind::ResourceLimit), and
-    /// its result is dropped at once. A result is copied out of the task's
-    /// memory, so without this cap only
-    /// [`Limits::max_memory`](crate::Limits::max_memory) (4 GiB unset)
-    /// bounds it, and an ordered map holds, behind a slow task, results up
-    /// to its order buffer ([`Map::order_buffer`](crate::Map::order_buffer))
-    /// or a window of them.
+    /// its result is dropped at once. It also bounds what the host reads of
+    /// any one value a task hands it (a result, an error, a host call's
+    /// argument; at least 1 MiB whatever the cap): wasmtime refuses to read
+    /// past it before allocating, counting a whole value per element of an
+    /// `invoke` result, so a value cheap for the guest to make (lists
+    /// aliasing one buffer) cannot cost the host more. An ordered map
+    /// holds, behind a slow task, results up to its order buffer
+    /// ([`Map::order_buffer`](crate::Map::order_buffer)) or a window of
+    /// them.
     pub fn max_result(mut self, bytes: usize) -> PoolBuilder {
         self.max_result = bytes;
         self

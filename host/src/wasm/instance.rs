@@ -122,6 +122,7 @@ pub(crate) async fn instantiate(
     };
     let mut store = Store::new(program.engine(), state);
     store.limiter(|state| &mut state.memory);
+    store.set_hostcall_fuel(sandbox.value_budget());
     if let Some(fuel) = limits.fuel {
         // Instantiation runs the component's start code: it burns fuel too.
         if store.set_fuel(fuel).is_err() {

@@ -45,12 +45,14 @@ impl fmt::Display for FuelNotMetered {
 
 impl std::error::Error for FuelNotMetered {}
 
-/// Turns what wasmtime returned into the kind a caller matches on.
+/// Turns what wasmtime returned into the kind a caller matches on;
+/// `value_budget` is what the host reads of one value the task hands it.
 pub(crate) fn classify(
     error: &wasmtime::Error,
     limits: &Limits,
     memory_refused: bool,
     panic: Option<&str>,
+    value_budget: usize,
 ) -> TaskError {
     let trap_code = error.downcast_ref::<Trap>().copied();
     let mut failure = if let Some(misuse) = error.downcast_ref::<FuelNotMetered>() {
@@ -70,6 +72,15 @@ pub(crate) fn classify(
         }
     } else if memory_refused {
         TaskError::new(ErrorKind::MemoryLimit, memory_limit(limits.max_memory))
+    } else if over_value_budget(error) {
+        TaskError::new(
+            ErrorKind::ResourceLimit,
+            format!(
+                "the task handed the host a value over the limit of {value_budget} bytes \
+                 (max_result): its result, an error or a host call's argument, counted as \
+                 the host would hold it"
+            ),
+        )
     } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
         let mut failure = TaskError::new(
             ErrorKind::Exit,
@@ -105,6 +116,15 @@ pub(crate) fn classify(
         .downcast_ref::<WasmBacktrace>()
         .map(|backtrace| backtrace.to_string());
     failure
+}
+
+/// Whether wasmtime refused to read a value the task handed the host
+/// because it would take more than the store's hostcall fuel. Its error
+/// type is private, so its message is matched (a test pins it).
+fn over_value_budget(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains("fuel allocated for hostcalls"))
 }
 
 /// Why a task whose memory growth was refused failed.

@@ -29,3 +29,20 @@ pub(crate) struct Sandbox {
     /// What each worker's running task last reported.
     pub(crate) progress: ProgressBoard,
 }
+
+/// The least the host reads of one value a task hands it, whatever
+/// `max_result`: room for a stdout write, a panic message or an error,
+/// which the host cuts to `max_message` once read.
+const MIN_VALUE_BUDGET: usize = 1 << 20;
+
+impl Sandbox {
+    /// What the host may allocate to read one value a task hands it (a
+    /// result, an error, a host call's argument), as wasmtime counts it in
+    /// its store's hostcall fuel: the bytes of strings and lists, and a
+    /// whole `Val` for each element of an `--invoke` result. The result's
+    /// cap bounds it, so a result cannot cost the host more to read than
+    /// it would be allowed to weigh.
+    pub(crate) fn value_budget(&self) -> usize {
+        self.max_result.max(MIN_VALUE_BUDGET)
+    }
+}

@@ -130,7 +130,13 @@ pub(crate) struct HostState {
 impl HostState {
     /// What `error`, which ended a call in this store, means for its task.
     pub(crate) fn classify(&self, error: &wasmtime::Error, limits: &Limits) -> TaskError {
-        outcome::classify(error, limits, self.memory.refused, self.panic.as_deref())
+        outcome::classify(
+            error,
+            limits,
+            self.memory.refused,
+            self.panic.as_deref(),
+            self.watch.sandbox.value_budget(),
+        )
     }
 
     /// Forgets what the task before reported (a panic, a traceback, a
