@@ -91,22 +91,37 @@ fn impossible_flag_values() {
     );
 }
 
-/// The peak resident memory of `child`, waited for, in bytes, and whether
-/// it exited with `code`.
-fn wait_with_peak_memory(child: std::process::Child, code: i32) -> usize {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    let mut status = 0;
-    // SAFETY: all zeroes is a valid rusage.
-    #[allow(unsafe_code)]
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our own child, not yet waited for; both pointers
-    // are to live locals.
-    #[allow(unsafe_code)]
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid);
-    assert!(libc::WIFEXITED(status));
-    assert_eq!(libc::WEXITSTATUS(status), code);
-    usize::try_from(usage.ru_maxrss).unwrap() * 1024
+/// Runs `command` (its output to `/dev/null`), asserts it exits with
+/// `code`, and returns its peak resident memory in bytes.
+///
+/// A process's peak counts the memory of the one that spawned it up to its
+/// `exec` (the kernel carries the old address space's high-water mark
+/// over), and this test binary, running many tests at once, is large: so a
+/// small Python process forks the command and reports what `wait4` says.
+fn peak_memory(command: &std::process::Command, code: i32) -> usize {
+    const MEASURE: &str = "\
+import os, sys
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
+";
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (exit, peak) = stdout.trim().split_once(' ').unwrap();
+    assert_eq!(exit.parse::<i32>().unwrap(), code);
+    peak.parse().unwrap()
 }
 
 /// `guest-tasks/examples/attacker` tries, input by input, every way a task
@@ -138,7 +153,8 @@ fn an_attacking_guest_hurts_only_itself() {
     std::fs::write(&input, lines).unwrap();
     let out = dir.join("records.jsonl");
     let max_memory: usize = 160 << 20;
-    let child = wasmpool()
+    let mut command = wasmpool();
+    command
         .args([
             "run",
             "--workers",
@@ -156,13 +172,8 @@ fn an_attacking_guest_hurts_only_itself() {
         .arg("--input-file")
         .arg(&input)
         .arg("-o")
-        .arg(&out)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let peak = wait_with_peak_memory(child, 1);
+        .arg(&out);
+    let peak = peak_memory(&command, 1);
     // Each worker's task memory, and one value it handed back (read only
     // within the 64 MiB of --max-result), beside the host's own 64 MiB.
     let bound = (64 << 20) + 2 * (max_memory + (64 << 20));
@@ -217,17 +228,13 @@ fn an_invoke_result_costs_the_host_no_more_to_read_than_max_result() {
     let component = dir.join("aliased-lists.wasm");
     std::fs::write(&component, wat::parse_file(source).unwrap()).unwrap();
     let out = dir.join("records.jsonl");
-    let child = wasmpool()
+    let mut command = wasmpool();
+    command
         .args(["run", "--invoke", "lists", "--max-result", "1MiB", "-q"])
         .arg(&component)
         .args(["--inputs", "[[0], [1], [0], [2], [0]]", "-o"])
-        .arg(&out)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let peak = wait_with_peak_memory(child, 1);
+        .arg(&out);
+    let peak = peak_memory(&command, 1);
     // Unbounded, the aliased lists alone would take gigabytes.
     let bound = (64 << 20) + 8 * (1 << 20);
     assert!(peak < bound, "peak RSS {peak} bytes, bound {bound}");
