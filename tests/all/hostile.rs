@@ -1,7 +1,7 @@
 //! Hostile and bad input to the real binary: each gets a one-line error and
 //! a documented exit code, never a panic or a backtrace.
 
-use crate::support::{assert_refused, guest, records, run, tempdir, wasmpool};
+use crate::support::{assert_refused, guest, records, run, stderr, tempdir, wasmpool};
 
 #[test]
 fn files_that_are_not_tasks() {
@@ -258,6 +258,34 @@ fn an_invoke_result_costs_the_host_no_more_to_read_than_max_result() {
             "{error}"
         );
     }
+}
+
+/// However small `--max-result`, the host reads a whole write to stdout
+/// (the 1 MiB a write may carry): a flood of output is truncated as ever,
+/// while an error of 24 MiB is refused unread as `resource-limit`.
+#[test]
+fn a_small_max_result_still_takes_whole_writes_and_refuses_a_huge_error() {
+    let output = run(
+        &guest("attacker"),
+        &[
+            "--inputs",
+            r#"["output-flood", "huge-error", "good-1"]"#,
+            "--max-result",
+            "1KiB",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let records = records(&output.stdout);
+    assert_eq!(records[0]["ok"], "flooded");
+    assert_eq!(records[0]["stdout_truncated"], true);
+    assert_eq!(records[1]["error"]["kind"], "resource-limit");
+    assert!(
+        records[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 1048576 bytes (max_result)")
+    );
+    assert_eq!(records[2]["ok"], 2);
 }
 
 /// With `--reuse-instances`, one instance takes many inputs in one

@@ -16,6 +16,10 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::data::captured::Captured;
 
+/// The most a guest may write to stdout or stderr in one call; the host
+/// reads at least this much of any value a task hands it.
+pub(crate) const WRITE_PERMIT: usize = 1 << 20;
+
 /// The host's end of a guest's stdout or stderr.
 #[derive(Clone)]
 pub(crate) struct CapturePipe {
@@ -81,8 +85,8 @@ impl OutputStream for CapturePipe {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        // Always ready, for any amount: what does not fit is dropped.
-        Ok(1 << 20)
+        // Always ready: what does not fit is dropped.
+        Ok(WRITE_PERMIT)
     }
 }
 

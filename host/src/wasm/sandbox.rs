@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::data::limits::Grants;
 use crate::data::progress::ProgressBoard;
+use crate::wasm::capture::WRITE_PERMIT;
 
 /// The sandbox of one pool's tasks, shared by every run.
 pub(crate) struct Sandbox {
@@ -31,9 +32,9 @@ pub(crate) struct Sandbox {
 }
 
 /// The least the host reads of one value a task hands it, whatever
-/// `max_result`: room for a stdout write, a panic message or an error,
-/// which the host cuts to `max_message` once read.
-const MIN_VALUE_BUDGET: usize = 1 << 20;
+/// `max_result`: a whole write to stdout or stderr, and room for a panic
+/// message or an error, which the host cuts to `max_message` once read.
+const MIN_VALUE_BUDGET: usize = WRITE_PERMIT;
 
 impl Sandbox {
     /// What the host may allocate to read one value a task hands it (a
