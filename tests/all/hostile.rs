@@ -110,14 +110,24 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
 ";
-    let output = std::process::Command::new("python3")
+    let mut measured = std::process::Command::new("python3");
+    measured
         .arg("-c")
         .arg(MEASURE)
         .arg(command.get_program())
         .args(command.get_args())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(std::process::Stdio::null());
+    // What `command` set of its environment and directory, the fork inherits.
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => measured.env(key, value),
+            None => measured.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        measured.current_dir(dir);
+    }
+    let output = measured.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let (exit, peak) = stdout.trim().split_once(' ').unwrap();
     assert_eq!(exit.parse::<i32>().unwrap(), code);
