@@ -281,7 +281,8 @@ pub(crate) struct RunArgs {
 
     /// Take at most SIZE of a task's result [default: 64MiB]: kind
     /// `resource-limit` past it. The host reads no value a task hands it
-    /// (result, error, an `--invoke` result's values) past SIZE or 1MiB.
+    /// (result, error, an `--invoke` result's values) past the larger of
+    /// SIZE and 1MiB.
     #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Limits")]
     max_result: Option<usize>,
 
